@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
-from builder import __version__, capacity
+from builder import __version__, base, capacity
+from builder.build import BuildOptions, DockerBuild, RenderOnly, build_project
+from builder.docker_gateway import DockerGateway
+from builder.errors import KitError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -58,7 +61,57 @@ def _build_parser() -> argparse.ArgumentParser:
         help="where the cgroup files are read (default: %(default)s)",
     )
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    build = commands.add_parser(
+        "build",
+        help="build a production image of a Django project (the default command)",
+        description=(
+            "Build a production image of the Django project in PROJECT, without network "
+            "access during the build. `kitbuild PROJECT` is short for `kitbuild build PROJECT`."
+        ),
+    )
+    build.add_argument("project", type=Path, metavar="PROJECT", help="the project's directory")
+    build.add_argument("--tag", "-t", help="image tag (default: <directory name>:latest)")
+    build.add_argument(
+        "--settings", metavar="MODULE", help="settings module (default: manage.py's)"
+    )
+    build.add_argument(
+        "--requirements",
+        type=Path,
+        metavar="FILE",
+        help="requirements file (default: requirements.txt, else pyproject.toml)",
+    )
+    build.add_argument(
+        "--base-image",
+        metavar="IMAGE",
+        help="a Debian-like image with python3 and venv to build on, instead of kitbuild's own",
+    )
+    build.add_argument(
+        "--render-only",
+        type=Path,
+        metavar="DIR",
+        help="write the complete build context to DIR (a new directory) and build nothing",
+    )
+    build.add_argument("--quiet", "-q", action="store_true", help="do not stream the build output")
+
+    base_command = commands.add_parser(
+        "base",
+        help="make kitbuild's base images from Debian packages (mmdebstrap + docker import)",
+        description="Make kitbuild's base images locally; no registry is needed.",
+    )
+    base_command.add_argument(
+        "--suite",
+        choices=[*(suite.name for suite in base.suites()), "all"],
+        default="all",
+        help="which Debian suite (default: all)",
+    )
+    base_command.add_argument(
+        "--force", action="store_true", help="remake images that already exist"
+    )
     return parser
+
+
+COMMANDS = ("plan", "build", "base")
 
 
 def _run_plan(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
@@ -75,7 +128,56 @@ def _run_plan(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) ->
     return 0
 
 
-def main(
+def _run_build(args: argparse.Namespace, out: IO[str]) -> int:
+    def say(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    def stream(text: str) -> None:
+        if not args.quiet:
+            out.write(text)
+            out.flush()
+
+    delivery: RenderOnly | DockerBuild
+    if args.render_only is not None:
+        delivery = RenderOnly(args.render_only, DockerGateway.connect)
+    else:
+        delivery = DockerBuild(DockerGateway.connect(), on_output=stream, say=say)
+    options = BuildOptions(
+        project_dir=args.project,
+        tag=args.tag,
+        settings=args.settings,
+        requirements=args.requirements,
+        base_image=args.base_image,
+    )
+    result = build_project(options, delivery, say=say)
+    if result.context is not None:
+        say(f"kitbuild: wrote the build context for {result.tag} to {result.context}")
+    else:
+        size = f"{(result.size or 0) / 1e6:.0f} MB"
+        say(f"kitbuild: built {result.tag} ({result.image_id}, {size})")
+    return 0
+
+
+def _run_base(args: argparse.Namespace, out: IO[str]) -> int:
+    def say(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    gateway = DockerGateway.connect()
+    names = [suite.name for suite in base.suites()] if args.suite == "all" else [args.suite]
+    for suite in names:
+        for kind in ("build", "runtime"):
+            reference = base.image_reference(kind, suite)
+            if gateway.image_exists(reference) and not args.force:
+                say(f"kitbuild: {reference} is already here (--force remakes it)")
+                continue
+            base.make_base_image(kind, suite, gateway, say=say)
+            say(f"kitbuild: made {reference}")
+    return 0
+
+
+def main(  # noqa: PLR0911 - one return per command and per kind of failure
     argv: Sequence[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
@@ -85,16 +187,32 @@ def main(
     """Run kitbuild with ``argv``; return the process exit code (0 ok, 1 bad input, 2 usage)."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] not in COMMANDS and not arguments[0].startswith("-"):
+        if not Path(arguments[0]).exists():
+            err.write(
+                f"kitbuild: error: {arguments[0]!r} is neither a command "
+                f"({', '.join(COMMANDS)}) nor a directory\n"
+            )
+            return 1
+        arguments.insert(0, "build")  # `kitbuild mysite` builds mysite
     try:
-        args = _build_parser().parse_args(argv)
+        args = _build_parser().parse_args(arguments)
     except UsageError as error:
         err.write(f"{error}\n")
         return 2
     try:
+        if args.command == "build":
+            return _run_build(args, out)
+        if args.command == "base":
+            return _run_base(args, out)
         return _run_plan(args, os.environ if env is None else env, out)
-    except capacity.PlanError as error:
+    except (capacity.PlanError, KitError) as error:
         err.write(f"kitbuild: error: {error}\n")
         return 1
+    except KeyboardInterrupt:
+        err.write("kitbuild: interrupted\n")
+        return 130
 
 
 def entrypoint() -> None:

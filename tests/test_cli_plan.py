@@ -141,7 +141,7 @@ def test_whole_number_errors_say_what_is_valid() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["plan", "--nope"], ["frobnicate"], [], ["plan", "--cpus"]],
+    [["plan", "--nope"], [], ["plan", "--cpus"], ["build"], ["base", "--suite", "sid"]],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv: list[str]) -> None:
     """Unknown flags, unknown commands and missing values are one line with exit 2."""
@@ -150,6 +150,14 @@ def test_usage_errors_are_one_line_and_exit_2(argv: list[str]) -> None:
     assert (2, "") == (code, out)
     assert 1 == err.count("\n")
     assert "--help" in err
+
+
+def test_unknown_word_is_neither_command_nor_directory() -> None:
+    """`kitbuild frobnicate` (no such directory) names both possibilities."""
+    code, _, err = run(["frobnicate"])
+
+    assert 1 == code
+    assert "'frobnicate' is neither a command (plan, build, base) nor a directory" in err
 
 
 def test_empty_variable_counts_as_unset() -> None:

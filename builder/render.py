@@ -1,0 +1,131 @@
+"""Render a complete, self-contained build context for a project.
+
+The context holds everything ``docker build`` needs and nothing it must fetch:
+
+    Dockerfile              rendered from images/app/Dockerfile.j2
+    .dockerignore           images/app/dockerignore, plus the project's own patterns
+    app/                    the project, without VCS data, secrets, venvs, local databases
+    kitbuild/requirements.txt
+    kitbuild/wheels/        the wheelhouse, fetched on the host
+    kitbuild/runtime/       the entrypoint and the capacity module, copied from kitbuild
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+
+from builder import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from builder.project import Project
+
+#: The fixed, non-root user the app runs as.
+APP_UID = 10001
+
+_IMAGES = resources.files("builder.images")
+
+
+@dataclasses.dataclass(frozen=True)
+class ContextSpec:
+    """Everything the Dockerfile template needs, decided before rendering."""
+
+    project: Project
+    build_image: str
+    runtime_image: str
+    requirements: Sequence[str]
+    labels: Mapping[str, str]
+
+
+def ignore_patterns(project_root: Path) -> list[str]:
+    """The kit's always-ignored patterns, then the project's own .dockerignore, if any."""
+    patterns = _pattern_lines(_IMAGES.joinpath("app/dockerignore").read_text())
+    own = project_root / ".dockerignore"
+    if own.is_file():
+        patterns += _pattern_lines(own.read_text(encoding="utf-8", errors="replace"))
+    return patterns
+
+
+def _pattern_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _is_ignored(relative: str, patterns: Sequence[str]) -> bool:
+    """Match a path (relative to the project) the way .dockerignore would, last rule winning."""
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        body = pattern[1:] if negate else pattern
+        body = body.strip("/")
+        name = relative.rsplit("/", 1)[-1]
+        if body.startswith("**/"):
+            matched = fnmatch.fnmatchcase(name, body[3:]) or fnmatch.fnmatchcase(relative, body)
+        else:
+            matched = fnmatch.fnmatchcase(relative, body) or relative.startswith(body + "/")
+        if matched:
+            ignored = not negate
+    return ignored
+
+
+def _under_app(pattern: str) -> str:
+    """Re-anchor a project-relative ignore pattern below the context's app/ directory."""
+    if pattern.startswith("!"):
+        return "!app/" + pattern[1:].lstrip("/")
+    return "app/" + pattern.lstrip("/")
+
+
+def copy_project(root: Path, destination: Path, patterns: Sequence[str]) -> None:
+    """Copy the project into ``destination``, leaving out what the patterns ignore."""
+
+    def skip(directory: str, names: list[str]) -> set[str]:
+        relative_dir = Path(directory).relative_to(root).as_posix()
+        prefix = "" if relative_dir == "." else relative_dir + "/"
+        return {name for name in names if _is_ignored(prefix + name, patterns)}
+
+    shutil.copytree(root, destination, ignore=skip, symlinks=True)
+
+
+def render_dockerfile(spec: ContextSpec) -> str:
+    """Render images/app/Dockerfile.j2 for this project."""
+    environment = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    template = environment.from_string(_IMAGES.joinpath("app/Dockerfile.j2").read_text())
+    return template.render(
+        kit_version=__version__,
+        project=spec.project,
+        build_image=spec.build_image,
+        runtime_image=spec.runtime_image,
+        uid=APP_UID,
+        labels=spec.labels,
+    )
+
+
+def write_context(spec: ContextSpec, context: Path) -> None:
+    """Write every file of the context except the wheelhouse into ``context``."""
+    patterns = ignore_patterns(spec.project.root)
+    copy_project(spec.project.root, context / "app", patterns)
+    (context / "Dockerfile").write_text(render_dockerfile(spec))
+    (context / ".dockerignore").write_text("".join(_under_app(p) + "\n" for p in patterns))
+    kit = context / "kitbuild"
+    (kit / "runtime").mkdir(parents=True, exist_ok=True)
+    (kit / "requirements.txt").write_text("\n".join(spec.requirements) + "\n")
+    runtime = _IMAGES.joinpath("app/runtime")
+    for item in runtime.iterdir():
+        if item.name.endswith(".py"):
+            (kit / "runtime" / item.name).write_text(item.read_text())
+    # One source of truth: the image plans with the very module `kitbuild plan` uses.
+    capacity = resources.files("builder").joinpath("capacity.py")
+    (kit / "runtime" / "capacity.py").write_text(capacity.read_text())

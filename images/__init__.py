@@ -1,0 +1,1 @@
+"""Image definitions and templates; shipped inside kitbuild as the ``builder.images`` package."""

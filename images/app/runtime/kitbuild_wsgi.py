@@ -1,0 +1,46 @@
+"""The WSGI callable gunicorn serves: the project's application, plus a health endpoint.
+
+/healthz (KIT_HEALTH_PATH) answers without touching the project's URLconf: 200 when a
+`SELECT 1` through Django's default database works, 503 when it does not.
+"""
+
+import importlib
+import os
+
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections, connection
+
+HEALTH_PATH = os.environ.get("KIT_HEALTH_PATH", "/healthz")
+
+
+def _load_project_application():
+    dotted = os.environ.get("KIT_WSGI_APPLICATION", "")
+    module_name, _, attribute = dotted.rpartition(".")
+    if not module_name:
+        return get_wsgi_application()
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+_project_application = _load_project_application()
+
+
+def _health(start_response):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        status, body = "200 OK", b"ok\n"
+    except Exception as error:  # noqa: BLE001 - any failure means unhealthy
+        status, body = "503 Service Unavailable", f"database: {type(error).__name__}\n".encode()
+    finally:
+        # Give the connection back as a request would, so health checks never leak one.
+        close_old_connections()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def application(environ, start_response):
+    """Serve the health endpoint, and everything else through the project."""
+    if environ.get("PATH_INFO") == HEALTH_PATH:
+        return _health(start_response)
+    return _project_application(environ, start_response)

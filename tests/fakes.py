@@ -1,0 +1,54 @@
+"""Shared fakes for the build stages: no Docker, no network."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from builder import base, wheelhouse
+from builder.build import BuildResult
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def fake_fetch(
+    requirements: Sequence[str], target: wheelhouse.Target, directory: Path, **_: Any
+) -> wheelhouse.Wheelhouse:
+    """Pretend to download: one empty Django wheel, and remember what was asked."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "django-5.2.19-py3-none-any.whl").write_bytes(b"")
+    fake_fetch.calls.append((list(requirements), target))  # type: ignore[attr-defined]
+    return wheelhouse.Wheelhouse(directory, ())
+
+
+fake_fetch.calls = []  # type: ignore[attr-defined]
+
+
+class RecordingDelivery:
+    """A delivery that copies the rendered context aside so tests can read it."""
+
+    def __init__(self, keep: Path) -> None:
+        """Copy each delivered context to ``keep``."""
+        self.keep = keep
+        self.base_requests: list[tuple[str | None, str | None]] = []
+
+    def base_images(self, suite: str | None, base_image: str | None) -> base.BaseImages:
+        """Record the request and name the images without making them."""
+        self.base_requests.append((suite, base_image))
+        if base_image:
+            return base.BaseImages(base_image, base_image, None)
+        assert suite is not None
+        return base.BaseImages(
+            base.image_reference("build", suite), base.image_reference("runtime", suite), suite
+        )
+
+    def probe(self, image: str) -> wheelhouse.Target:
+        """A user image that says it runs Python 3.12 on glibc 2.36."""
+        return wheelhouse.target_for("3.12", "2.36", "x86_64")
+
+    def deliver(self, context: Path, tag: str) -> BuildResult:
+        """Keep a copy of the context."""
+        shutil.copytree(context, self.keep)
+        return BuildResult(tag=tag, context=self.keep)

@@ -1,0 +1,207 @@
+"""Rendering a build context (no Docker): Dockerfile, ignores, requirements, runtime files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from builder import build, render
+from builder.build import BuildOptions, TagError, build_project
+from tests.fakes import RecordingDelivery, fake_fetch
+
+ROOT = Path(__file__).parent.parent
+PROJECTS = Path(__file__).parent / "fixtures" / "projects"
+
+
+def render_context(tmp_path: Path, project: Path, **options: object) -> tuple[Path, object]:
+    delivery = RecordingDelivery(tmp_path / "context")
+    result = build_project(
+        BuildOptions(project_dir=project, **options),  # type: ignore[arg-type]
+        delivery,
+        fetch=fake_fetch,
+        say=lambda _line: None,
+        workdir=tmp_path,
+    )
+    return tmp_path / "context", (result, delivery)
+
+
+def test_example_context_has_every_part(tmp_path: Path) -> None:
+    """The context holds the Dockerfile, .dockerignore, project, requirements and runtime."""
+    context, _ = render_context(tmp_path, ROOT / "examples" / "mysite")
+
+    for part in (
+        "Dockerfile",
+        ".dockerignore",
+        "app/manage.py",
+        "kitbuild/requirements.txt",
+        "kitbuild/wheels/django-5.2.19-py3-none-any.whl",
+        "kitbuild/runtime/entrypoint.py",
+        "kitbuild/runtime/capacity.py",
+    ):
+        assert (context / part).is_file(), part
+
+
+def test_capacity_module_is_copied_verbatim(tmp_path: Path) -> None:
+    """The image plans with exactly the module `kitbuild plan` uses."""
+    context, _ = render_context(tmp_path, ROOT / "examples" / "mysite")
+
+    assert (ROOT / "builder" / "capacity.py").read_text() == (
+        context / "kitbuild" / "runtime" / "capacity.py"
+    ).read_text()
+
+
+def test_dockerfile_shape(tmp_path: Path) -> None:
+    """Multi-stage, venv, fixed non-root user, exec-form entrypoint, healthcheck, labels."""
+    context, _ = render_context(tmp_path, ROOT / "examples" / "mysite")
+    dockerfile = (context / "Dockerfile").read_text()
+
+    assert "FROM kitbuild/python-build:bookworm AS build" in dockerfile
+    assert "FROM kitbuild/python:bookworm AS runtime" in dockerfile
+    assert "--no-index" in dockerfile
+    assert "USER 10001:10001" in dockerfile
+    assert 'ENTRYPOINT ["python", "/opt/kitbuild/entrypoint.py"]' in dockerfile
+    assert "HEALTHCHECK" in dockerfile
+    assert "RUN python /opt/kitbuild/collectstatic.py" in dockerfile
+    assert 'io.kitbuild.django-version="5.2.19"' in dockerfile
+    assert dockerfile.endswith("\n")
+
+
+def test_dependencies_are_installed_before_the_code_is_copied(tmp_path: Path) -> None:
+    """Layer order: wheels and venv first, app code after, so code changes reuse them."""
+    context, _ = render_context(tmp_path, ROOT / "examples" / "mysite")
+    dockerfile = (context / "Dockerfile").read_text()
+
+    assert dockerfile.index("COPY kitbuild/wheels/") < dockerfile.index("COPY app/ /app/")
+    assert dockerfile.index("python3 -m venv") < dockerfile.index("COPY app/ /app/")
+
+
+def test_no_collectstatic_without_static_root(tmp_path: Path) -> None:
+    """A project without STATIC_ROOT gets no collectstatic step."""
+    context, _ = render_context(tmp_path, PROJECTS / "pyproject-app")
+
+    assert "collectstatic" not in (context / "Dockerfile").read_text()
+
+
+def test_gunicorn_and_mysql_driver_are_added_when_missing(tmp_path: Path) -> None:
+    """The PostgreSQL-only project gets gunicorn and mysqlclient; nothing is added twice."""
+    context, _ = render_context(tmp_path, PROJECTS / "postgres-app")
+    lines = (context / "kitbuild" / "requirements.txt").read_text().splitlines()
+
+    assert [
+        "Django>=5.2,<5.3",
+        "psycopg2-binary>=2.9,<3",
+        build.GUNICORN_REQUIREMENT,
+        build.MYSQL_DRIVER_REQUIREMENT,
+    ] == lines
+
+
+def test_project_driver_is_kept(tmp_path: Path) -> None:
+    """A project on PyMySQL keeps it and gets no second driver."""
+    context, _ = render_context(tmp_path, PROJECTS / "dburl-app")
+    lines = (context / "kitbuild" / "requirements.txt").read_text().splitlines()
+
+    assert not any(line.startswith("mysqlclient") for line in lines)
+
+
+def test_django6_project_gets_the_trixie_base(tmp_path: Path) -> None:
+    """Django 6 needs Python >= 3.12: the project is built on trixie and its Python 3.13."""
+    context, _ = render_context(tmp_path, PROJECTS / "django6-app")
+    dockerfile = (context / "Dockerfile").read_text()
+
+    assert "FROM kitbuild/python:trixie AS runtime" in dockerfile
+    assert "WORKDIR /app/src" in dockerfile
+    assert "3.13" == fake_fetch.calls[-1][1].python  # type: ignore[attr-defined]
+
+
+def test_base_image_option_uses_that_image_for_both_stages(tmp_path: Path) -> None:
+    """--base-image replaces both stages' images and its Python is probed."""
+    context, _ = render_context(
+        tmp_path, ROOT / "examples" / "mysite", base_image="python:3.12-slim"
+    )
+    dockerfile = (context / "Dockerfile").read_text()
+
+    assert "FROM python:3.12-slim AS build" in dockerfile
+    assert "FROM python:3.12-slim AS runtime" in dockerfile
+    assert "3.12" == fake_fetch.calls[-1][1].python  # type: ignore[attr-defined]
+
+
+def test_secrets_vcs_and_local_databases_stay_out(tmp_path: Path) -> None:
+    """.git, .env*, venvs and local databases never reach the context; .dockerignore says so."""
+    project = tmp_path / "proj"
+    (project / "app").mkdir(parents=True)
+    (project / "manage.py").write_text(
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'app.settings')\n"
+    )
+    (project / "app" / "settings.py").write_text("WSGI_APPLICATION = 'app.wsgi.application'\n")
+    (project / "requirements.txt").write_text("Django>=5.2,<5.3\n")
+    for junk in (".git/config", ".env", ".env.production", "venv/bin/python", "db.sqlite3",
+                 "app/__pycache__/x.pyc", "node_modules/x.js", "private/key.pem"):  # fmt: skip
+        (project / junk).parent.mkdir(parents=True, exist_ok=True)
+        (project / junk).write_text("x")
+    (project / ".dockerignore").write_text("private\n")
+
+    (tmp_path / "out").mkdir()
+    context, _ = render_context(tmp_path / "out", project)
+    copied = {p.relative_to(context / "app").as_posix() for p in (context / "app").rglob("*")}
+    ignore = (context / ".dockerignore").read_text().splitlines()
+
+    assert {"manage.py", "app", "app/settings.py", "requirements.txt"} == copied
+    assert {"app/**/.git", "app/**/.env", "app/**/.env.*", "app/private"} <= set(ignore)
+
+
+def test_labels_carry_no_secret(tmp_path: Path) -> None:
+    """Labels hold names and versions only, and are valid JSON strings in the Dockerfile."""
+    context, _ = render_context(tmp_path, ROOT / "examples" / "mysite")
+    labels = re.findall(r"^\s+([\w.-]+)=(\".*\")", (context / "Dockerfile").read_text(), re.M)
+
+    assert len(labels) >= 8
+    for key, value in labels:
+        assert not re.search(r"secret|password|token", key + json.loads(value), re.I)
+
+
+@pytest.mark.parametrize(
+    "tag", ["MySite:latest", "my site", "mysite:", "mysite:-x", ":latest", "a" * 300]
+)
+def test_invalid_tags_are_refused(tag: str) -> None:
+    """Tags Docker would refuse are refused up front, with the rule."""
+    with pytest.raises(TagError, match="invalid tag"):
+        build.check_tag(tag)
+
+
+@pytest.mark.parametrize(
+    "tag", ["mysite", "mysite:latest", "team/mysite:1.0", "localhost:5000/team/my_site:v1.2-rc"]
+)
+def test_valid_tags_pass(tag: str) -> None:
+    """Ordinary references pass."""
+    assert tag == build.check_tag(tag)
+
+
+def test_default_tag_is_the_directory_name(tmp_path: Path) -> None:
+    """Without --tag the image is <directory>:latest."""
+    _, (result, _) = render_context(tmp_path, PROJECTS / "whitenoise-app")
+
+    assert "whitenoise-app:latest" == result.tag
+
+
+def test_render_only_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    """--render-only never writes into (or over) a directory that has files."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+
+    with pytest.raises(build.KitError, match="exists and is not empty"):
+        build.RenderOnly(tmp_path / "out", gateway=lambda: None)  # type: ignore[arg-type,return-value]
+    assert "mine" == (tmp_path / "out" / "keep.txt").read_text()
+
+
+def test_ignore_rules_follow_dockerignore_semantics() -> None:
+    """Root-anchored patterns, ** patterns and ! exceptions, last match winning."""
+    patterns = ["**/*.log", "build", "docs/*.md", "!docs/keep.md"]
+
+    assert render._is_ignored("a/b/c.log", patterns)
+    assert render._is_ignored("build/x.py", patterns)
+    assert not render._is_ignored("src/build/x.py", patterns)
+    assert render._is_ignored("docs/a.md", patterns)
+    assert not render._is_ignored("docs/keep.md", patterns)
