@@ -173,33 +173,49 @@ class DockerBuild:
 
     def __init__(
         self,
-        gateway: DockerGateway,
+        connect: Callable[[], DockerGateway],
         *,
         on_output: Callable[[str], None],
         say: Callable[[str], None] = print,
         runner: base.Runner = base.run_command,
+        nocache: bool = False,
     ) -> None:
-        """Build through ``gateway``, streaming build output to ``on_output``."""
-        self._gateway = gateway
+        """Build through the gateway ``connect`` gives, streaming output to ``on_output``.
+
+        The engine is reached only when first needed, so a bad project is reported as
+        such even when Docker is down.
+        """
+        self._connect = connect
+        self._gateway: DockerGateway | None = None
         self._on_output = on_output
         self._say = say
         self._runner = runner
+        self._nocache = nocache
+
+    @property
+    def gateway(self) -> DockerGateway:
+        """The engine, connected on first use."""
+        if self._gateway is None:
+            self._gateway = self._connect()
+        return self._gateway
 
     def base_images(self, suite: str | None, base_image: str | None) -> base.BaseImages:
         """Make kit base images that are missing, or check (or pull) the user's."""
         return base.ensure_base_images(
-            suite, self._gateway, base_image=base_image, runner=self._runner, say=self._say
+            suite, self.gateway, base_image=base_image, runner=self._runner, say=self._say
         )
 
     def probe(self, image: str) -> wheelhouse.Target:
         """Ask the image's Python."""
-        return wheelhouse.probe_target(self._gateway, image)
+        return wheelhouse.probe_target(self.gateway, image)
 
     def deliver(self, context: Path, tag: str) -> BuildResult:
         """Build with no network: everything the image needs is in the context."""
-        image_id = self._gateway.build(context, tag, network_mode="none", on_output=self._on_output)
-        summary = self._gateway.summary(tag)
-        return BuildResult(tag=tag, image_id=image_id, size=summary.size)
+        image_id = self.gateway.build(
+            context, tag, network_mode="none", nocache=self._nocache, on_output=self._on_output
+        )
+        summary = self.gateway.summary(tag)
+        return BuildResult(tag=tag, image_id=summary.id or image_id, size=summary.size)
 
 
 class RenderOnly:

@@ -93,6 +93,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="write the complete build context to DIR (a new directory) and build nothing",
     )
     build.add_argument("--quiet", "-q", action="store_true", help="do not stream the build output")
+    build.add_argument("--no-cache", action="store_true", help="rebuild every layer")
 
     base_command = commands.add_parser(
         "base",
@@ -138,11 +139,17 @@ def _run_build(args: argparse.Namespace, out: IO[str]) -> int:
             out.write(text)
             out.flush()
 
+    connections: list[DockerGateway] = []
+
+    def connect() -> DockerGateway:
+        connections.append(DockerGateway.connect())
+        return connections[-1]
+
     delivery: RenderOnly | DockerBuild
     if args.render_only is not None:
-        delivery = RenderOnly(args.render_only, DockerGateway.connect)
+        delivery = RenderOnly(args.render_only, connect)
     else:
-        delivery = DockerBuild(DockerGateway.connect(), on_output=stream, say=say)
+        delivery = DockerBuild(connect, on_output=stream, say=say, nocache=args.no_cache)
     options = BuildOptions(
         project_dir=args.project,
         tag=args.tag,
@@ -150,11 +157,15 @@ def _run_build(args: argparse.Namespace, out: IO[str]) -> int:
         requirements=args.requirements,
         base_image=args.base_image,
     )
-    result = build_project(options, delivery, say=say)
+    try:
+        result = build_project(options, delivery, say=say)
+    finally:
+        for gateway in connections:
+            gateway.close()
     if result.context is not None:
         say(f"kitbuild: wrote the build context for {result.tag} to {result.context}")
     else:
-        size = f"{(result.size or 0) / 1e6:.0f} MB"
+        size = f"{(result.size or 0) / 1e6:.0f} MB"  # docker's own unit for image sizes
         say(f"kitbuild: built {result.tag} ({result.image_id}, {size})")
     return 0
 
@@ -166,14 +177,17 @@ def _run_base(args: argparse.Namespace, out: IO[str]) -> int:
 
     gateway = DockerGateway.connect()
     names = [suite.name for suite in base.suites()] if args.suite == "all" else [args.suite]
-    for suite in names:
-        for kind in ("build", "runtime"):
-            reference = base.image_reference(kind, suite)
-            if gateway.image_exists(reference) and not args.force:
-                say(f"kitbuild: {reference} is already here (--force remakes it)")
-                continue
-            base.make_base_image(kind, suite, gateway, say=say)
-            say(f"kitbuild: made {reference}")
+    try:
+        for suite in names:
+            for kind in ("build", "runtime"):
+                reference = base.image_reference(kind, suite)
+                if gateway.image_exists(reference) and not args.force:
+                    say(f"kitbuild: {reference} is already here (--force remakes it)")
+                    continue
+                base.make_base_image(kind, suite, gateway, say=say)
+                say(f"kitbuild: made {reference}")
+    finally:
+        gateway.close()
     return 0
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
+import socket
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import docker
@@ -18,7 +21,7 @@ import docker.errors
 from builder.errors import KitError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
 
@@ -56,17 +59,27 @@ class DockerGateway:
         self._client = client
 
     @classmethod
-    def connect(cls) -> DockerGateway:
+    def connect(cls, environ: Mapping[str, str] | None = None) -> DockerGateway:
         """Connect to the engine DOCKER_HOST (or the local socket) names, and ping it."""
+        host = (os.environ if environ is None else environ).get("DOCKER_HOST", "")
+        if not host or host.startswith("unix://"):
+            _check_unix_socket(host.removeprefix("unix://") or "/var/run/docker.sock")
+        client = None
         try:
             client = docker.from_env()
             client.ping()
         except docker.errors.DockerException as error:
+            if client is not None:
+                client.close()
             raise DockerUnavailable(
-                f"cannot reach the Docker engine ({_first_line(error)}); "
+                f"cannot reach the Docker engine ({_one_line(error)}); "
                 "start it or set DOCKER_HOST, then check with `docker info`"
             ) from None
         return cls(client)
+
+    def close(self) -> None:
+        """Close the connection to the engine."""
+        self._client.close()
 
     def image_exists(self, reference: str) -> bool:
         """Say whether an image is present locally (never pulls)."""
@@ -108,7 +121,7 @@ class DockerGateway:
                 src=str(tarball), repository=repository, tag=tag, changes=list(changes)
             )
         except docker.errors.DockerException as error:
-            raise KitError(f"docker import of {tarball} failed: {_first_line(error)}") from None
+            raise KitError(f"docker import of {tarball} failed: {_one_line(error)}") from None
         image_id = _parse_import_result(result)
         if image_id is None:
             raise KitError(f"docker import of {tarball} failed: {str(result).strip()[:200]}")
@@ -120,6 +133,7 @@ class DockerGateway:
         tag: str,
         *,
         network_mode: str | None = None,
+        nocache: bool = False,
         on_output: Callable[[str], None] = lambda _line: None,
     ) -> str:
         """Build the context's Dockerfile with the classic builder, streaming its output.
@@ -131,6 +145,7 @@ class DockerGateway:
         step = "?"
         step_text = ""
         image_id: str | None = None
+        failure: BuildFailed | None = None
         try:
             stream = self._client.api.build(
                 path=str(context),
@@ -140,6 +155,7 @@ class DockerGateway:
                 pull=False,  # a local FROM must never be refreshed from a registry
                 decode=True,
                 network_mode=network_mode,
+                nocache=nocache,
             )
             for chunk in stream:
                 if "stream" in chunk:
@@ -150,19 +166,22 @@ class DockerGateway:
                         if match:
                             step, step_text = match.group(1), match.group(2)
                         built = re.match(r"^Successfully built ([0-9a-f]+)", line.strip())
-                        if built:
+                        if built and image_id is None:
                             image_id = built.group(1)
-                elif "error" in chunk:
-                    raise BuildFailed(
+                elif "error" in chunk and failure is None:
+                    # Read on to the end of the stream, so its connection is released.
+                    failure = BuildFailed(
                         f"build failed at step {step} ({step_text[:80]}): "
-                        f"{_first_line(chunk['error'])}"
+                        f"{_one_line(chunk['error'])}"
                     )
                 elif "aux" in chunk and isinstance(chunk["aux"], dict):
                     image_id = chunk["aux"].get("ID", image_id)
         except docker.errors.APIError as error:
-            raise BuildFailed(f"build failed: {_first_line(error)}") from None
+            raise BuildFailed(f"build failed: {_one_line(error)}") from None
         except docker.errors.DockerException as error:
-            raise DockerUnavailable(f"lost the Docker engine: {_first_line(error)}") from None
+            raise DockerUnavailable(f"lost the Docker engine: {_one_line(error)}") from None
+        if failure is not None:
+            raise failure
         if image_id is None:
             raise BuildFailed(f"build of {tag} ended without an image id")
         return image_id
@@ -181,9 +200,23 @@ class DockerGateway:
         except docker.errors.ContainerError as error:
             raise KitError(
                 f"{' '.join(command)} in {image} exited {error.exit_status}: "
-                f"{_first_line(error.stderr or b'')}"
+                f"{_one_line(error.stderr or b'')}"
             ) from None
         return output
+
+
+def _check_unix_socket(path: str) -> None:
+    """Fail clearly, and without the socket docker-py leaks on a failed connect."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(path)
+        except OSError as error:
+            raise DockerUnavailable(
+                f"cannot reach the Docker engine at unix://{path} "
+                f"({error.strerror or error}); start it or set DOCKER_HOST, "
+                "then check with `docker info`"
+            ) from None
 
 
 def _parse_import_result(result: Any) -> str | None:
@@ -192,7 +225,7 @@ def _parse_import_result(result: Any) -> str | None:
     return match.group(0) if match else None
 
 
-def _first_line(error: object) -> str:
+def _one_line(error: object) -> str:
     text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else type(error).__name__

@@ -1,0 +1,63 @@
+"""Fixtures for tests that need the Docker engine: they build and run real images."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder import cli
+from builder.docker_gateway import DockerGateway
+
+ROOT = Path(__file__).parent.parent.parent
+PROJECTS = ROOT / "tests" / "fixtures" / "projects"
+TEST_REPOSITORY = "kitbuild-test"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Iterator[DockerGateway]:
+    """The real engine; a test that needs it fails (never skips) when it is down."""
+    connection = DockerGateway.connect()
+    yield connection
+    connection.close()
+
+
+class Built:
+    """The outcome of one `kitbuild build` run through the CLI."""
+
+    def __init__(self, tag: str, code: int, out: str, err: str) -> None:
+        """Keep the exit code and everything the CLI printed."""
+        self.tag, self.code, self.out, self.err = tag, code, out, err
+
+    def __repr__(self) -> str:
+        """Show the tail of the output when an assertion about a build fails."""
+        return f"Built({self.tag}, code={self.code}, err={self.err!r}, out=...{self.out[-1500:]})"
+
+
+@pytest.fixture(scope="session")
+def build_with_cli(gateway: DockerGateway) -> Iterator[object]:
+    """Build a project with `kitbuild build`, tagging kitbuild-test/NAME:N; remove all after."""
+    tags: list[str] = []
+
+    def build(project: Path, *extra: str, tag: str | None = None) -> Built:
+        tag = tag or f"{TEST_REPOSITORY}/{project.name}:{next(_counter)}"
+        tags.append(tag)
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(["build", str(project), "--tag", tag, *extra], stdout=out, stderr=err)
+        return Built(tag, code, out.getvalue(), err.getvalue())
+
+    yield build
+    for tag in tags:
+        gateway.remove_image(tag)
+
+
+@pytest.fixture(scope="session")
+def mysite_image(build_with_cli: object) -> Built:
+    """examples/mysite built once for the session, exactly as the README does it."""
+    built = build_with_cli(ROOT / "examples" / "mysite")  # type: ignore[operator]
+    assert 0 == built.code, built
+    return built  # type: ignore[no-any-return]

@@ -1,0 +1,205 @@
+"""`kitbuild build` against the real engine: hermetic builds of real projects."""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from builder import base, cli, wheelhouse
+from builder.docker_gateway import BuildFailed, DockerGateway
+from tests.integration.conftest import PROJECTS, ROOT, Built
+
+pytestmark = pytest.mark.docker
+
+
+def test_mysite_builds_and_reports_tag_id_and_size(mysite_image: Built) -> None:
+    """The build streams its steps and ends with the tag, the image id and the size."""
+    assert "Step 1/" in mysite_image.out
+    assert re.search(
+        rf"kitbuild: built {re.escape(mysite_image.tag)} \(sha256:[0-9a-f]{{64}}, \d+ MB\)",
+        mysite_image.out,
+    )
+
+
+def test_image_runs_as_a_fixed_non_root_user(gateway: DockerGateway, mysite_image: Built) -> None:
+    """The image's user is 10001, and a container really runs as it."""
+    assert "10001:10001" == gateway.summary(mysite_image.tag).user
+    assert b"10001\n" == gateway.run(mysite_image.tag, ["id", "-u"], network_mode="none")
+
+
+def test_runtime_stage_has_no_compiler_and_no_pip(
+    gateway: DockerGateway, mysite_image: Built
+) -> None:
+    """gcc, cc, make and pip exist only in the build stage; mysqlclient works without them."""
+    found = gateway.run(
+        mysite_image.tag,
+        ["sh", "-c", "for c in gcc cc g++ make pip pip3; do command -v $c; done; true"],
+        network_mode="none",
+    )
+    driver = gateway.run(
+        mysite_image.tag, ["python", "-c", "import MySQLdb; print('ok')"], network_mode="none"
+    )
+
+    assert b"" == found
+    assert b"ok\n" == driver
+
+
+def test_no_secret_in_history_labels_or_environment(
+    gateway: DockerGateway, mysite_image: Built
+) -> None:
+    """No layer command, label or baked variable carries a secret-looking value."""
+    summary = gateway.summary(mysite_image.tag)
+    environment = gateway.run(mysite_image.tag, ["env"], network_mode="none").decode()
+    secretish = re.compile(r"(secret|password|passwd|token|api_?key)\w*=", re.IGNORECASE)
+
+    assert [] == [line for line in summary.history if secretish.search(line)]
+    assert {} == {k: v for k, v in summary.labels.items() if secretish.search(f"{k}={v}")}
+    assert [] == [line for line in environment.splitlines() if secretish.search(line)]
+    assert any("collectstatic.py" in line for line in summary.history)
+
+
+def test_labels_name_the_project_and_versions(gateway: DockerGateway, mysite_image: Built) -> None:
+    """OCI labels, the kit's version and the project's resolved Django version are set."""
+    labels = gateway.summary(mysite_image.tag).labels
+
+    assert "mysite" == labels["org.opencontainers.image.title"]
+    assert labels["io.kitbuild.django-version"].startswith("5.2.")
+    assert "mysite.settings" == labels["io.kitbuild.settings-module"]
+    assert labels["org.opencontainers.image.created"].endswith("Z")
+
+
+def test_plan_inside_the_image_honours_the_cpu_limit(
+    gateway: DockerGateway, mysite_image: Built
+) -> None:
+    """`docker run --cpus=1.5 IMAGE plan` gives 1.5 CPUs and the capacity module's numbers."""
+    output = gateway.run(
+        mysite_image.tag,
+        ["plan"],
+        network_mode="none",
+        nano_cpus=1_500_000_000,
+        environment={"DATABASE_MAX_CONNECTIONS": "100"},
+    )
+    plan = json.loads(output)
+
+    assert (1.5, 4, 24, 96) == (plan["cpus"], plan["workers"], plan["threads"], plan["budget"])
+
+
+def test_builds_have_no_network(gateway: DockerGateway, tmp_path: Path) -> None:
+    """Builds run with network_mode none: only loopback exists (and the probe can fail)."""
+    context = tmp_path / "probe"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "contexts" / "network-probe", context)
+    tag = "kitbuild-test/network-probe:ci"
+    try:
+        # nocache: the build cache does not key on the network, so each probe must really run.
+        gateway.build(context, tag, network_mode="none", nocache=True)
+        with pytest.raises(BuildFailed, match=r"step 2/2"):
+            gateway.build(context, tag + "-bridged", network_mode="bridge", nocache=True)
+    finally:
+        gateway.remove_image(tag)
+
+
+def test_code_only_change_reuses_the_dependency_layers(
+    build_with_cli: object, tmp_path: Path
+) -> None:
+    """After touching one .py file, the venv step comes from cache and the app step does not."""
+    project = tmp_path / "mysite"
+    shutil.copytree(ROOT / "examples" / "mysite", project)
+    first = build_with_cli(project)  # type: ignore[operator]
+    views = project / "hits" / "views.py"
+    # Unique each run: an identical change from an earlier run would be in the build cache.
+    views.write_text(views.read_text() + f"\n# a code-only change {uuid.uuid4()}\n")
+    second = build_with_cli(project)  # type: ignore[operator]
+
+    assert (0, 0) == (first.code, second.code), second
+    assert _step_cached(second.out, "RUN python3 -m venv")
+    assert not _step_cached(second.out, "COPY app/ /app/")
+
+
+def _step_cached(output: str, step_start: str) -> bool:
+    lines = output.splitlines()
+    index = next(i for i, line in enumerate(lines) if f" : {step_start}" in line)
+    return lines[index + 1].strip() == "---> Using cache"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pyproject-app",  # dependencies in pyproject.toml
+        "split-settings",  # config/settings/production.py, -r includes
+        "dburl-app",  # DATABASE_URL through dj-database-url, PyMySQL
+        "whitenoise-app",  # static files served by whitenoise
+        "postgres-app",  # a PostgreSQL driver only: kitbuild adds mysqlclient
+        "django6-app",  # Django 6 on the trixie base, manage.py in src/
+    ],
+)
+def test_fixture_projects_build_and_pass_django_checks(
+    gateway: DockerGateway, build_with_cli: object, name: str
+) -> None:
+    """Each project shape builds without network and its settings load in the image."""
+    built = build_with_cli(PROJECTS / name)  # type: ignore[operator]
+    assert 0 == built.code, built
+
+    check = gateway.run(built.tag, ["python", "manage.py", "check"], network_mode="none")
+    assert b"System check identified no issues" in check
+
+
+def test_whitenoise_project_has_hashed_static_files(
+    gateway: DockerGateway, build_with_cli: object
+) -> None:
+    """Static files were collected at build time with whitenoise's manifest storage."""
+    built = build_with_cli(PROJECTS / "whitenoise-app")  # type: ignore[operator]
+    listing = gateway.run(built.tag, ["ls", "/app/staticfiles"], network_mode="none")
+
+    assert b"staticfiles.json" in listing
+    assert re.search(rb"site\.[0-9a-f]{12}\.css", listing)
+
+
+def test_failed_build_names_the_step_and_leaves_no_tag(
+    gateway: DockerGateway, build_with_cli: object
+) -> None:
+    """A project whose collectstatic fails: one error line with the step; the tag is absent."""
+    built = build_with_cli(PROJECTS / "bad-build-fails")  # type: ignore[operator]
+
+    assert 1 == built.code
+    assert re.match(r"kitbuild: error: build failed at step \d+/\d+ \(RUN python ", built.err)
+    assert 1 == built.err.count("\n")
+    assert "ModuleNotFoundError" in built.out
+    assert not gateway.image_exists(built.tag)
+
+
+def test_base_image_that_is_neither_here_nor_pullable(build_with_cli: object) -> None:
+    """--base-image naming an image no one has is one clear line, exit 1."""
+    built = build_with_cli(  # type: ignore[operator]
+        ROOT / "examples" / "mysite", "--base-image", "kitbuild-test/no-such-base:1"
+    )
+
+    assert 1 == built.code
+    assert "base image kitbuild-test/no-such-base:1 is neither here nor pullable" in built.err
+
+
+def test_docker_unreachable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With the engine unreachable, the build says so in one line."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    err = io.StringIO()
+    code = cli.main(["build", str(ROOT / "examples" / "mysite")], stdout=io.StringIO(), stderr=err)
+
+    assert 1 == code
+    assert err.getvalue().startswith("kitbuild: error: cannot reach the Docker engine")
+    assert 1 == err.getvalue().count("\n")
+
+
+def test_kit_base_target_matches_what_the_image_reports(gateway: DockerGateway) -> None:
+    """bases.toml's Python and glibc give the same wheel tags pip reports inside each base."""
+    for suite in base.suites():
+        reference = base.image_reference("build", suite.name)
+        base.ensure_base_images(suite.name, gateway)
+        assert wheelhouse.target_for(suite.python, suite.glibc, platform.machine()) == (
+            wheelhouse.probe_target(gateway, reference)
+        )
