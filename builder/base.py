@@ -91,6 +91,13 @@ def packages(kind: str) -> list[str]:
     return [str(name) for name in images[kind]["packages"]]
 
 
+def customize_hooks(kind: str) -> list[str]:
+    """A kind's extra mmdebstrap customize hooks (shell; ``$1`` is the root), if any."""
+    images = _definitions()["images"]
+    assert isinstance(images, dict)
+    return [str(hook) for hook in images[kind].get("customize", [])]
+
+
 def choose_suite(django_requirement: str) -> SuiteSpec:
     """Pick the oldest suite whose Python runs the Django the project asks for.
 
@@ -120,7 +127,9 @@ def choose_suite(django_requirement: str) -> SuiteSpec:
     raise BaseImageError(f"no base suite runs {django_requirement!r}")  # pragma: no cover
 
 
-def mmdebstrap_command(suite: str, package_list: Sequence[str], output: Path) -> list[str]:
+def mmdebstrap_command(
+    suite: str, package_list: Sequence[str], output: Path, hooks: Sequence[str] = ()
+) -> list[str]:
     """The mmdebstrap argv for a small root filesystem: merged /usr, no docs, man or locales."""
     return [
         "mmdebstrap",
@@ -136,6 +145,7 @@ def mmdebstrap_command(suite: str, package_list: Sequence[str], output: Path) ->
         # apt cannot reach anything inside our builds: drop its lists and sources.
         '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*'
         ' "$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/*',
+        *(f"--customize-hook={hook}" for hook in hooks),
         suite,
         str(output),
     ]
@@ -167,7 +177,7 @@ def make_base_image(
     say(f"kitbuild: making {reference} from Debian {suite} with mmdebstrap")
     with tempfile.TemporaryDirectory(prefix="kitbuild-base-") as scratch:
         tarball = Path(scratch) / "rootfs.tar"
-        result = runner(mmdebstrap_command(suite, packages(kind), tarball))
+        result = runner(mmdebstrap_command(suite, packages(kind), tarball, customize_hooks(kind)))
         if result.returncode != 0:
             tail = (result.stderr or result.stdout or "").strip().splitlines()[-1:] or ["?"]
             raise BaseImageError(f"mmdebstrap failed for {reference}: {tail[0]}")

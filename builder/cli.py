@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
-from builder import __version__, base, capacity
+from builder import __version__, base, capacity, mysql_image
 from builder.build import BuildOptions, DockerBuild, RenderOnly, build_project
 from builder.docker_gateway import DockerGateway
 from builder.errors import KitError
@@ -109,6 +109,11 @@ def _build_parser() -> argparse.ArgumentParser:
     base_command.add_argument(
         "--force", action="store_true", help="remake images that already exist"
     )
+    base_command.add_argument(
+        "--no-mysql",
+        action="store_true",
+        help=f"skip {mysql_image.MYSQL_IMAGE}, the MariaDB server image used by tests",
+    )
     return parser
 
 
@@ -186,6 +191,8 @@ def _run_base(args: argparse.Namespace, out: IO[str]) -> int:
                     continue
                 base.make_base_image(kind, suite, gateway, say=say)
                 say(f"kitbuild: made {reference}")
+        if not args.no_mysql:
+            say(f"kitbuild: {mysql_image.ensure_mysql_image(gateway, say=say)} is ready")
     finally:
         gateway.close()
     return 0

@@ -19,9 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jinja2
-
 from builder import __version__
+from builder.templates import render_template
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -95,15 +94,8 @@ def copy_project(root: Path, destination: Path, patterns: Sequence[str]) -> None
 
 def render_dockerfile(spec: ContextSpec) -> str:
     """Render images/app/Dockerfile.j2 for this project."""
-    environment = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    template = environment.from_string(_IMAGES.joinpath("app/Dockerfile.j2").read_text())
-    return template.render(
+    return render_template(
+        "app/Dockerfile.j2",
         kit_version=__version__,
         project=spec.project,
         build_image=spec.build_image,
