@@ -120,4 +120,4 @@ def write_context(spec: ContextSpec, context: Path) -> None:
             (kit / "runtime" / item.name).write_text(item.read_text())
     # One source of truth: the image plans with the very module `kitbuild plan` uses.
     capacity = resources.files("builder").joinpath("capacity.py")
-    (kit / "runtime" / "capacity.py").write_text(capacity.read_text())
+    (kit / "runtime" / "kitbuild_capacity.py").write_text(capacity.read_text())

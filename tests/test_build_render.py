@@ -39,7 +39,8 @@ def test_example_context_has_every_part(tmp_path: Path) -> None:
         "kitbuild/requirements.txt",
         "kitbuild/wheels/django-5.2.19-py3-none-any.whl",
         "kitbuild/runtime/entrypoint.py",
-        "kitbuild/runtime/capacity.py",
+        "kitbuild/runtime/kitbuild_capacity.py",
+        "kitbuild/runtime/kitbuild_settings.py",
     ):
         assert (context / part).is_file(), part
 
@@ -49,7 +50,7 @@ def test_capacity_module_is_copied_verbatim(tmp_path: Path) -> None:
     context, _ = render_context(tmp_path, ROOT / "examples" / "mysite")
 
     assert (ROOT / "builder" / "capacity.py").read_text() == (
-        context / "kitbuild" / "runtime" / "capacity.py"
+        context / "kitbuild" / "runtime" / "kitbuild_capacity.py"
     ).read_text()
 
 

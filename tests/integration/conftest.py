@@ -7,10 +7,12 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from builder import cli
 from builder.docker_gateway import DockerGateway
+from builder.mysql_image import ensure_mysql_image
 
 ROOT = Path(__file__).parent.parent.parent
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
@@ -61,3 +63,17 @@ def mysite_image(build_with_cli: object) -> Built:
     built = build_with_cli(ROOT / "examples" / "mysite")  # type: ignore[operator]
     assert 0 == built.code, built
     return built  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def docker_client(gateway: DockerGateway) -> Iterator[docker.DockerClient]:
+    """A Docker SDK client for tests that run containers themselves; closed at the end."""
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_server_image(gateway: DockerGateway) -> str:
+    """kitbuild/mysql:latest, made if missing or stale (it is never pulled)."""
+    return ensure_mysql_image(gateway)

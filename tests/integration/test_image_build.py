@@ -146,7 +146,13 @@ def test_fixture_projects_build_and_pass_django_checks(
     built = build_with_cli(PROJECTS / name)  # type: ignore[operator]
     assert 0 == built.code, built
 
-    check = gateway.run(built.tag, ["python", "manage.py", "check"], network_mode="none")
+    # Through kitbuild's settings overlay, which needs a database URL (check never connects).
+    check = gateway.run(
+        built.tag,
+        ["python", "manage.py", "check"],
+        network_mode="none",
+        environment={"DATABASE_URL": "mysql://app:pw@db.invalid:3306/app"},
+    )
     assert b"System check identified no issues" in check
 
 

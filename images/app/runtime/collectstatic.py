@@ -12,6 +12,8 @@ import sys
 for name in ("SECRET_KEY", "DJANGO_SECRET_KEY"):
     os.environ.setdefault(name, secrets.token_urlsafe(50))
 os.environ.setdefault("DATABASE_URL", "mysql://build:build@127.0.0.1:3306/build")
+# The project's own settings: the overlay needs a database configuration, and this does not.
+os.environ["DJANGO_SETTINGS_MODULE"] = os.environ["KIT_PROJECT_SETTINGS"]
 sys.path.insert(0, os.getcwd())
 
 import django  # noqa: E402

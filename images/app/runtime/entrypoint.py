@@ -1,76 +1,169 @@
-"""The image's entrypoint: plan from the container's limits, then become gunicorn.
+"""The image's entrypoint: check the environment, wait for the database, plan, become gunicorn.
 
 Commands (the container's arguments):
-    (none) or serve   plan, log the plan as one JSON line, exec gunicorn (PID 1)
-    plan              print the plan as JSON and exit
-    migrate           run Django's migrations once and exit
-    check             run Django's deployment checks and exit
-    healthcheck       GET the health endpoint on this container; exit 0 when it answers 200
+    (none) or serve   check, wait for the database, log the plan as one JSON line, then
+                      exec gunicorn, which becomes PID 1 and handles SIGTERM gracefully
+    plan              print the plan as JSON and exit (no database needed)
+    migrate           wait for the database, run migrations once, exit
+    check             wait for the database, run Django's deployment checks, exit
+    healthcheck       exit 0 when the health endpoint answers 200 (the image's HEALTHCHECK)
     anything else     exec'd as given, for debugging (e.g. `bash`, `python manage.py shell`)
 
-Standard library only, next to capacity.py (copied from kitbuild, one source of truth).
+Standard library only, beside kitbuild_capacity.py (kitbuild's own capacity module,
+copied in: one source of truth for `kitbuild plan` and the image).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import capacity  # noqa: E402 - found beside this file, whatever the working directory
-
 KIT_DIR = os.path.dirname(os.path.abspath(__file__))
+# This script's directory, then the project's (the working directory), as manage.py has.
+sys.path[:0] = [KIT_DIR, os.getcwd()]
+
+import kitbuild_capacity as capacity  # noqa: E402 - found beside this file
+import kitbuild_env  # noqa: E402
+
+#: MySQL errors that waiting will not fix: bad credentials, unknown database.
+FATAL_DB_ERRORS = {
+    1044: "access denied to the database",
+    1045: "the credentials were refused",
+    1049: "the database does not exist",
+}
 
 
-def fail(message: str) -> int:
-    """Print one line for the operator and return the exit code."""
-    sys.stderr.write(f"kitbuild: error: {message}\n")
-    return 1
+class StartError(Exception):
+    """Why the container cannot start; one line."""
 
 
-def compute_plan() -> capacity.Plan:
-    """Plan from this container's cgroups and environment (no flags inside images)."""
+def say(record: dict) -> None:
+    """One JSON line on stdout, for the container's log driver."""
+    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def check_environment() -> dict:
+    """Read every setting once so a bad value stops the container now, naming it."""
+    env = os.environ
+    kitbuild_env.port(env)
+    kitbuild_env.gunicorn_settings(env)
+    kitbuild_env.django_overrides(env)
+    database = kitbuild_env.database(env)
+    kitbuild_env.wait_timeout(env)
+    settings, _ = capacity.read_settings({}, env)
+    if settings.max_connections is not None:
+        compute_plan(None)  # a budget too small fails now, not after the database wait
+    return database
+
+
+@dataclasses.dataclass
+class DatabaseFacts:
+    """What the server said at start."""
+
+    max_connections: int
+    aliases: int
+
+
+def wait_for_database(database: dict) -> DatabaseFacts:
+    """Authenticate and SELECT 1 until it works or DATABASE_WAIT_TIMEOUT passes."""
+    import django  # noqa: PLC0415 - only commands that need the database load Django
+    from django.db import OperationalError, connection  # noqa: PLC0415
+
+    try:
+        django.setup()
+    except Exception as error:
+        if isinstance(error, kitbuild_env.ConfigError):
+            raise
+        raise StartError(
+            f"the project's settings ({os.environ.get('KIT_PROJECT_SETTINGS')}) failed to "
+            f"load: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from None
+    from django.conf import settings  # noqa: PLC0415
+
+    timeout = kitbuild_env.wait_timeout(os.environ)
+    where = f"{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.execute("SELECT @@max_connections")
+                (max_connections,) = cursor.fetchone()
+            break
+        except OperationalError as error:
+            code = error.args[0] if error.args and isinstance(error.args[0], int) else None
+            if code in FATAL_DB_ERRORS:
+                raise StartError(
+                    f"database {where}: {FATAL_DB_ERRORS[code]} (MySQL error {code}); "
+                    "check DATABASE_USER, DATABASE_PASSWORD and DATABASE_NAME"
+                ) from None
+            if time.monotonic() >= deadline:
+                raise StartError(
+                    f"database {where} not reachable after {timeout} s "
+                    f"(DATABASE_WAIT_TIMEOUT): {error.args[-1] if error.args else error}"
+                ) from None
+            time.sleep(1)
+        finally:
+            connection.close()  # nothing inherited across exec, nothing left open
+    return DatabaseFacts(int(max_connections), len(settings.DATABASES))
+
+
+def compute_plan(facts: DatabaseFacts | None) -> capacity.Plan:
+    """Plan from the cgroups and the environment, and from the server when it answered."""
     settings, sources = capacity.read_settings({}, os.environ)
+    if facts is not None and settings.max_connections is None:
+        settings = dataclasses.replace(settings, max_connections=facts.max_connections)
+        sources["max_connections"] = (
+            "the server's @@max_connections (DATABASE_MAX_CONNECTIONS unset)"
+        )
+    if facts is not None and "connections_per_thread" not in sources and facts.aliases > 1:
+        # A thread holds one connection per alias it uses: count them all.
+        settings = dataclasses.replace(settings, connections_per_thread=facts.aliases)
     return capacity.make_plan(settings, capacity.read_limits(), sources)
 
 
-def port() -> int:
-    """The port gunicorn listens on, from PORT."""
-    text = os.environ.get("PORT", "8000").strip()
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise capacity.PlanError(f"PORT={text!r} is not a TCP port: use 1 to 65535")
-    return int(text)
-
-
-def gunicorn_argv(plan: capacity.Plan) -> list[str]:
-    """gunicorn's command line; everything else is in gunicorn_conf.py."""
-    return ["gunicorn", "--config", os.path.join(KIT_DIR, "gunicorn_conf.py")]
-
-
 def serve() -> int:
-    """Log the plan, then replace this process with gunicorn."""
-    plan = compute_plan()
+    """Check, wait, plan, log the plan, then replace this process with gunicorn."""
+    database = check_environment()
+    facts = wait_for_database(database)
+    plan = compute_plan(facts)
+    if plan.max_connections != facts.max_connections:
+        say(
+            {
+                "event": "kitbuild.warning",
+                "message": (
+                    f"DATABASE_MAX_CONNECTIONS={plan.max_connections} but the server allows "
+                    f"{facts.max_connections}: the plan may not match the server; set them alike"
+                ),
+            }
+        )
     os.environ["KIT_WORKERS"] = str(plan.workers)
     os.environ["KIT_THREADS"] = str(plan.threads)
-    os.environ["KIT_BIND"] = f"0.0.0.0:{port()}"
-    record = {"event": "kitbuild.plan", **plan.as_dict()}
-    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
-    argv = gunicorn_argv(plan)
+    os.environ["KIT_BIND"] = f"0.0.0.0:{kitbuild_env.port(os.environ)}"
+    say(
+        {
+            "event": "kitbuild.plan",
+            **plan.as_dict(),
+            "server_max_connections": facts.max_connections,
+        }
+    )
+    argv = ["gunicorn", "--config", os.path.join(KIT_DIR, "kitbuild_gunicorn.py")]
     os.execvp(argv[0], argv)
     return 0  # not reached
 
 
 def healthcheck() -> int:
-    """Exit 0 when the health endpoint answers 200 (used by the image's HEALTHCHECK)."""
+    """Exit 0 when the health endpoint answers 200."""
     path = os.environ.get("KIT_HEALTH_PATH", "/healthz")
-    url = f"http://127.0.0.1:{port()}{path}"
+    url = f"http://127.0.0.1:{kitbuild_env.port(os.environ)}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=4) as response:
             return 0 if response.status == 200 else 1
     except (urllib.error.URLError, OSError) as error:
         sys.stderr.write(f"kitbuild: unhealthy: {url}: {error}\n")
@@ -78,34 +171,41 @@ def healthcheck() -> int:
 
 
 def manage(*args: str) -> int:
-    """Exec manage.py with these arguments, in the project's directory."""
+    """Wait for the database, then exec manage.py with these arguments."""
+    wait_for_database(check_environment())
     argv = [sys.executable, "manage.py", *args]
     os.execvp(argv[0], argv)
     return 0  # not reached
 
 
-def main(argv: list[str]) -> int:
+def run(argv: list[str]) -> int:
     """Dispatch the container's command."""
     command = argv[0] if argv else "serve"
-    try:
-        if command == "serve":
-            return serve()
-        if command == "plan":
-            sys.stdout.write(json.dumps(compute_plan().as_dict(), indent=2) + "\n")
-            return 0
-        if command == "healthcheck":
-            return healthcheck()
-        if command == "migrate":
-            return manage("migrate", "--noinput", *argv[1:])
-        if command == "check":
-            return manage("check", "--deploy", *argv[1:])
-    except capacity.PlanError as error:
-        return fail(str(error))
+    if command == "serve":
+        return serve()
+    if command == "plan":
+        sys.stdout.write(json.dumps(compute_plan(None).as_dict(), indent=2) + "\n")
+        return 0
+    if command == "healthcheck":
+        return healthcheck()
+    if command == "migrate":
+        return manage("migrate", "--noinput", *argv[1:])
+    if command == "check":
+        return manage("check", "--deploy", *argv[1:])
     try:
         os.execvp(argv[0], argv)
     except OSError as error:
-        return fail(f"cannot run {argv[0]!r}: {error.strerror}")
+        raise StartError(f"cannot run {argv[0]!r}: {error.strerror}") from None
     return 0  # not reached
+
+
+def main(argv: list[str]) -> int:
+    """Run the command; any problem is one line on stderr and exit code 1."""
+    try:
+        return run(argv)
+    except (capacity.PlanError, kitbuild_env.ConfigError, StartError) as error:
+        sys.stderr.write(f"kitbuild: error: {error}\n")
+        return 1
 
 
 if __name__ == "__main__":

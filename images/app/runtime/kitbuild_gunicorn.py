@@ -1,24 +1,24 @@
 """gunicorn settings for kitbuild images; the entrypoint sets KIT_WORKERS/THREADS/BIND.
 
 The values follow the seed recipe (gthread, backlog 2048, timeouts 60/60, keepalive 30,
-its access-log format, logs on stdout/stderr). GUNICORN_CMD_ARGS still overrides them.
+its access-log format, logs on stdout/stderr); GUNICORN_* variables override them (see
+kitbuild_env.gunicorn_settings), and GUNICORN_CMD_ARGS still overrides everything.
 """
 
 import os
 
+import kitbuild_env
+import kitbuild_worker
+
+globals().update(kitbuild_env.gunicorn_settings(os.environ))
+
 wsgi_app = "kitbuild_wsgi:application"
-pythonpath = os.path.dirname(os.path.abspath(__file__))
-worker_class = "gthread"
+worker_class = "kitbuild_worker.DrainingThreadWorker" if kitbuild_worker.supported() else "gthread"
 workers = int(os.environ.get("KIT_WORKERS", "1"))
 threads = int(os.environ.get("KIT_THREADS", "1"))
 bind = [os.environ.get("KIT_BIND", "0.0.0.0:8000")]
-backlog = 2048
-timeout = 60
-graceful_timeout = 60
-keepalive = 30
 accesslog = "-"
 errorlog = "-"
-access_log_format = '%(t)s %(h)s "%(r)s" %(s)s %(b)s "%(f)s" "%(l)s"'
 proc_name = "gunicorn_" + os.environ.get("KIT_PROJECT_NAME", "app")
 # Heartbeat files on tmpfs: a slow disk (or a read-only root) must not stall workers.
 worker_tmp_dir = "/dev/shm"

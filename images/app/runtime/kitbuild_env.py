@@ -1,0 +1,179 @@
+"""Read the container's environment into Django and gunicorn settings, or say what is wrong.
+
+Standard library only. The entrypoint calls every reader once at start, so a bad value
+stops the container at once with one line naming the variable; the settings overlay and
+the gunicorn configuration call the same readers again, knowing they will succeed.
+Every secret-carrying variable also has a ``*_FILE`` form (Docker and compose secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A variable that cannot be used; ``str()`` is one line for the operator."""
+
+
+def value(env: Mapping[str, str], name: str) -> str | None:
+    """``name`` from the environment, or the contents of the file ``name_FILE`` points at."""
+    path = env.get(f"{name}_FILE", "").strip()
+    if path:
+        if env.get(name):
+            raise ConfigError(f"{name} and {name}_FILE are both set: keep one")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().rstrip("\r\n")
+        except OSError as error:
+            raise ConfigError(f"{name}_FILE={path!r} cannot be read: {error.strerror}") from None
+    text = env.get(name)
+    return text if text else None
+
+
+def whole(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A whole number from ``name`` within [low, high], or the default when unset."""
+    text = value(env, name)
+    if text is None:
+        return default
+    if not text.strip().lstrip("+").isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{name}={text!r}: use a whole number from {low} to {high}")
+    return int(text)
+
+
+def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no switch from ``name``."""
+    text = value(env, name)
+    if text is None:
+        return default
+    lowered = text.strip().lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    raise ConfigError(f"{name}={text!r}: use true or false")
+
+
+def listing(env: Mapping[str, str], name: str) -> list[str] | None:
+    """A comma-separated list from ``name``, or None when unset."""
+    text = value(env, name)
+    if text is None:
+        return None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+# ----------------------------------------------------------------------------- database
+
+
+def database(env: Mapping[str, str]) -> dict[str, Any]:
+    """Django's DATABASES["default"] from DATABASE_URL or the DATABASE_HOST family."""
+    url = value(env, "DATABASE_URL")
+    if url is not None:
+        fields = _parse_url(url)
+    elif value(env, "DATABASE_HOST") is not None:
+        fields = {
+            "HOST": value(env, "DATABASE_HOST"),
+            "PORT": whole(env, "DATABASE_PORT", 3306, 1, 65535),
+            "NAME": value(env, "DATABASE_NAME"),
+            "USER": value(env, "DATABASE_USER"),
+            "PASSWORD": value(env, "DATABASE_PASSWORD") or "",
+        }
+        for key in ("NAME", "USER"):
+            if not fields[key]:
+                raise ConfigError(f"DATABASE_HOST is set but DATABASE_{key} is not: set both")
+    else:
+        raise ConfigError(
+            "no database configured: set DATABASE_URL (mysql://USER:PASSWORD@HOST:3306/NAME) "
+            "or DATABASE_HOST, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD"
+        )
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        **fields,
+        # Persistent per-thread connections, checked before reuse: at most one per thread
+        # per alias, which the capacity plan counts.
+        "CONN_MAX_AGE": whole(env, "DATABASE_CONN_MAX_AGE", 300, 0, 86400),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"charset": "utf8mb4", "connect_timeout": 5},
+    }
+
+
+def _parse_url(url: str) -> dict[str, Any]:
+    hint = "DATABASE_URL must look like mysql://USER:PASSWORD@HOST:3306/NAME"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or 3306
+    except ValueError:
+        raise ConfigError(f"{hint} (the port is not a number from 1 to 65535)") from None
+    if parts.scheme not in {"mysql", "mariadb"}:
+        raise ConfigError(f"{hint} (scheme {parts.scheme or 'missing'!r} is not mysql)")
+    name = urllib.parse.unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not name or not parts.username:
+        raise ConfigError(f"{hint} (host, user or database name missing)")
+    return {
+        "HOST": parts.hostname,
+        "PORT": port,
+        "NAME": name,
+        "USER": urllib.parse.unquote(parts.username),
+        "PASSWORD": urllib.parse.unquote(parts.password or ""),
+    }
+
+
+def wait_timeout(env: Mapping[str, str]) -> int:
+    """Seconds to wait for the database at start."""
+    return whole(env, "DATABASE_WAIT_TIMEOUT", 60, 0, 3600)
+
+
+# ------------------------------------------------------------------------------ django
+
+
+def django_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """Settings the environment sets over the project's own (unset ones are left alone)."""
+    overrides: dict[str, Any] = {"DEBUG": flag(env, "DEBUG", False)}
+    secret = value(env, "SECRET_KEY")
+    if secret is not None:
+        if len(secret) < 32:
+            raise ConfigError("SECRET_KEY is shorter than 32 characters: use a long random value")
+        overrides["SECRET_KEY"] = secret
+    for name in ("ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS"):
+        items = listing(env, name)
+        if items is not None:
+            overrides[name] = items
+    return overrides
+
+
+# ---------------------------------------------------------------------------- gunicorn
+
+
+def port(env: Mapping[str, str]) -> int:
+    """The port gunicorn listens on."""
+    return whole(env, "PORT", 8000, 1, 65535)
+
+
+def gunicorn_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The seed's gunicorn settings, each overridable by a GUNICORN_* variable."""
+    timeout = whole(env, "GUNICORN_TIMEOUT", 60, 1, 3600)
+    settings: dict[str, Any] = {
+        "backlog": whole(env, "GUNICORN_BACKLOG", 2048, 1, 65535),
+        "timeout": timeout,
+        "graceful_timeout": whole(env, "GUNICORN_GRACEFUL_TIMEOUT", 60, 1, 3600),
+        "keepalive": whole(env, "GUNICORN_KEEPALIVE", 30, 0, 3600),
+        "max_requests": whole(env, "GUNICORN_MAX_REQUESTS", 0, 0, 10_000_000),
+        "max_requests_jitter": whole(env, "GUNICORN_MAX_REQUESTS_JITTER", 0, 0, 10_000_000),
+        "access_log_format": value(env, "GUNICORN_ACCESS_LOG_FORMAT")
+        or '%(t)s %(h)s "%(r)s" %(s)s %(b)s "%(f)s" "%(l)s"',
+    }
+    cert, key = value(env, "TLS_CERT_PATH"), value(env, "TLS_KEY_PATH")
+    if (cert is None) != (key is None):
+        missing = "TLS_KEY_PATH" if key is None else "TLS_CERT_PATH"
+        raise ConfigError(f"TLS needs both TLS_CERT_PATH and TLS_KEY_PATH: {missing} is not set")
+    if cert is not None and key is not None:
+        for name, path in (("TLS_CERT_PATH", cert), ("TLS_KEY_PATH", key)):
+            if not os.access(path, os.R_OK):
+                raise ConfigError(f"{name}={path!r} is not a readable file: mount it read-only")
+        settings.update(certfile=cert, keyfile=key)
+    return settings

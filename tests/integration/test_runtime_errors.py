@@ -1,0 +1,79 @@
+"""Bad runtime configuration stops the container at once: one line naming the variable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from tests.integration.conftest import Built
+
+pytestmark = pytest.mark.docker
+
+DB = {
+    "DATABASE_HOST": "db.invalid",
+    "DATABASE_NAME": "mysite",
+    "DATABASE_USER": "mysite",
+    "DATABASE_WAIT_TIMEOUT": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[docker.DockerClient]:
+    """A Docker SDK client, closed after the module."""
+    connection = docker.from_env()
+    yield connection
+    connection.close()
+
+
+CASES = [
+    ({**DB, "DATABASE_MAX_CONNECTIONS": "abc"}, [], "DATABASE_MAX_CONNECTIONS='abc'"),
+    ({**DB, "DATABASE_MAX_CONNECTIONS": "-1"}, [], "DATABASE_MAX_CONNECTIONS='-1'"),
+    ({**DB, "DATABASE_MAX_CONNECTIONS": "0"}, [], "DATABASE_MAX_CONNECTIONS='0'"),
+    (
+        {**DB, "DATABASE_MAX_CONNECTIONS": "20", "DATABASE_RESERVED_CONNECTIONS": "20"},
+        [],
+        "DATABASE_RESERVED_CONNECTIONS=20 must be below DATABASE_MAX_CONNECTIONS=20",
+    ),
+    ({**DB, "PORT": "99999"}, [], "PORT='99999'"),
+    ({**DB, "WEB_CONCURRENCY": "x"}, [], "WEB_CONCURRENCY='x'"),
+    ({}, [], "no database configured"),
+    ({"DATABASE_URL": "mysql//broken"}, [], "DATABASE_URL must look like mysql://"),
+    ({**DB, "DATABASE_PASSWORD_FILE": "/run/secrets/nope"}, [], "DATABASE_PASSWORD_FILE="),
+    ({**DB, "TLS_CERT_PATH": "/etc/hostname"}, [], "TLS_KEY_PATH is not set"),
+    (
+        {**DB, "DATABASE_MAX_CONNECTIONS": "12", "KIT_REPLICAS": "10"},
+        [],
+        "budget too small",
+    ),
+    (DB, [], "database db.invalid:3306/mysite not reachable after 2 s"),
+    (DB, ["migrate"], "database db.invalid:3306/mysite not reachable after 2 s"),
+    ({"KIT_CPUS": "lots"}, ["plan"], "KIT_CPUS='lots'"),
+]
+
+
+@pytest.mark.parametrize(("env", "command", "message"), CASES)
+def test_bad_configuration_exits_non_zero_with_one_line(
+    client: docker.DockerClient,
+    mysite_image: Built,
+    env: dict[str, str],
+    command: list[str],
+    message: str,
+) -> None:
+    """The container exits 1 within seconds, its only output one line, no traceback."""
+    container = client.containers.run(
+        mysite_image.tag, command, environment=env, detach=True, network_mode="none"
+    )
+    try:
+        status = container.wait(timeout=60)["StatusCode"]
+        stderr = container.logs(stdout=False, stderr=True).decode()
+        stdout = container.logs(stdout=True, stderr=False).decode()
+    finally:
+        container.remove(force=True)
+
+    assert 1 == status
+    assert stderr.startswith("kitbuild: error: ")
+    assert message in stderr
+    assert 1 == stderr.count("\n")
+    assert "" == stdout
