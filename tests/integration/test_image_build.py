@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import platform
 import re
 import shutil
@@ -75,20 +76,33 @@ def test_labels_name_the_project_and_versions(gateway: DockerGateway, mysite_ima
     assert labels["org.opencontainers.image.created"].endswith("Z")
 
 
+@pytest.mark.parametrize(
+    ("limit", "cpus", "workers"),
+    [
+        ({"nano_cpus": 1_500_000_000}, 1.5, 4),  # --cpus=1.5
+        ({"cpuset_cpus": "0"}, 1.0, 3),  # --cpuset-cpus=0
+        ({}, float(len(os.sched_getaffinity(0))), 2 * len(os.sched_getaffinity(0)) + 1),
+    ],
+)
 def test_plan_inside_the_image_honours_the_cpu_limit(
-    gateway: DockerGateway, mysite_image: Built
+    gateway: DockerGateway,
+    mysite_image: Built,
+    limit: dict[str, object],
+    cpus: float,
+    workers: int,
 ) -> None:
-    """`docker run --cpus=1.5 IMAGE plan` gives 1.5 CPUs and the capacity module's numbers."""
+    """`docker run [--cpus|--cpuset-cpus] IMAGE plan`: the container's CPUs, not the host's."""
     output = gateway.run(
         mysite_image.tag,
         ["plan"],
         network_mode="none",
-        nano_cpus=1_500_000_000,
         environment={"DATABASE_MAX_CONNECTIONS": "100"},
+        **limit,
     )
     plan = json.loads(output)
 
-    assert (1.5, 4, 24, 96) == (plan["cpus"], plan["workers"], plan["threads"], plan["budget"])
+    assert (cpus, workers, 96) == (plan["cpus"], plan["workers"], plan["budget"])
+    assert plan["peak_connections"] <= plan["budget"]
 
 
 def test_builds_have_no_network(gateway: DockerGateway, tmp_path: Path) -> None:
