@@ -162,7 +162,7 @@ def fetch(
     env = dict(os.environ)
     binary = list(requirements)
     source: list[str] = []
-    while True:
+    while binary:  # what is left once every source-only package has been set aside
         result = pip([*base, "--only-binary=:all:", *target.pip_flags(), *binary], env)
         if result.returncode == 0:
             break
