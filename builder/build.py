@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 #: is compiled in the build stage, so the runtime image carries only its 0.6 MB library).
 GUNICORN_REQUIREMENT = "gunicorn>=23,<28"
 MYSQL_DRIVER_REQUIREMENT = "mysqlclient>=2.2.1,<3"
+#: Lets gunicorn name its processes gunicorn_<project> (the seed's proc_name) in ps and top.
+PROCESS_TITLE_REQUIREMENT = "setproctitle>=1.3,<2"
 
 _TAG = re.compile(
     r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?"  # optional registry host[:port]/
@@ -97,12 +99,14 @@ def check_tag(tag: str) -> str:
 
 
 def image_requirements(project: Project) -> list[str]:
-    """The project's requirements plus gunicorn and a MySQL driver when it lacks them."""
+    """The project's requirements plus gunicorn, a MySQL driver and setproctitle if missing."""
     lines = list(project.requirements)
     if "gunicorn" not in project.requirement_names:
         lines.append(GUNICORN_REQUIREMENT)
     if project.mysql_driver is None:
         lines.append(MYSQL_DRIVER_REQUIREMENT)
+    if "setproctitle" not in project.requirement_names:
+        lines.append(PROCESS_TITLE_REQUIREMENT)
     return lines
 
 

@@ -96,6 +96,7 @@ def test_gunicorn_and_mysql_driver_are_added_when_missing(tmp_path: Path) -> Non
         "psycopg2-binary>=2.9,<3",
         build.GUNICORN_REQUIREMENT,
         build.MYSQL_DRIVER_REQUIREMENT,
+        build.PROCESS_TITLE_REQUIREMENT,
     ] == lines
 
 

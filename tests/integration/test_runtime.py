@@ -248,12 +248,20 @@ def migrate(client: docker.DockerClient, image: str, network_name: str) -> None:
 
 @contextlib.contextmanager
 def app(
-    client: docker.DockerClient, image: str, network_name: str, **options: Any
+    client: docker.DockerClient,
+    image: str,
+    network_name: str,
+    environment: dict[str, str | None] | None = None,
+    **options: Any,
 ) -> Iterator[App]:
-    """The app serving on one CPU, once /healthz answers 200 (within 60 s)."""
+    """The app serving on one CPU, once /healthz answers 200 (within 60 s).
+
+    ``environment`` changes app_environment(); a None value removes that variable.
+    """
+    merged = {**app_environment(), **(environment or {})}
     container = client.containers.create(
         image,
-        environment=app_environment(),
+        environment={name: text for name, text in merged.items() if text is not None},
         network=network_name,
         ports={"8000/tcp": ("127.0.0.1", None)},
         nano_cpus=ONE_CPU,
@@ -417,6 +425,26 @@ def test_read_only_root_filesystem_serves_pages(
 
     assert (True, 200) == (read_only, status), f"{body[:500]!r}\n{output}"
     assert json.loads(body)["hits"] >= 1
+
+
+def test_unset_max_connections_is_asked_from_the_server(
+    docker_client: docker.DockerClient,
+    mysite_image: Built,
+    runtime_network: str,
+    shared_database: Database,
+) -> None:
+    """Without DATABASE_MAX_CONNECTIONS the plan takes the server's @@max_connections."""
+    with app(
+        docker_client,
+        mysite_image.tag,
+        runtime_network,
+        environment={"DATABASE_MAX_CONNECTIONS": None},
+    ) as running:
+        plan = running.plan
+
+    assert MAX_CONNECTIONS == plan["max_connections"]
+    assert "the server's @@max_connections" in plan["reasons"]["max_connections"]
+    assert plan["peak_connections"] <= plan["budget"]
 
 
 def test_health_follows_the_database(
