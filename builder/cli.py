@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
-from builder import __version__, base, capacity, mysql_image
+from builder import __version__, base, capacity, mysql_image, verify
 from builder.build import BuildOptions, DockerBuild, RenderOnly, build_project
 from builder.docker_gateway import DockerGateway
 from builder.errors import KitError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
 
 class UsageError(Exception):
@@ -114,10 +117,55 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"skip {mysql_image.MYSQL_IMAGE}, the MariaDB server image used by tests",
     )
+    verify_command = commands.add_parser(
+        "verify",
+        help="prove an image keeps its connection budget under overload, against a real server",
+        description=(
+            "Start a MySQL-compatible server at --max-connections, migrate, start IMAGE with "
+            "a CPU limit, overload it, and check that it never opened more connections than "
+            "its budget and answered every request. Exit 0 when it did, 3 when it did not, "
+            "1 when the run could not be made. Everything started is removed afterwards."
+        ),
+    )
+    verify_command.add_argument("image", metavar="IMAGE", help="an image built by kitbuild")
+    verify_command.add_argument(
+        "--database-image",
+        metavar="IMAGE",
+        default=mysql_image.MYSQL_IMAGE,
+        help="the server image, e.g. mysql:8.4 (default: %(default)s, made when missing)",
+    )
+    verify_command.add_argument(
+        "--max-connections", metavar="N", default="40", help="the server's limit (default: 40)"
+    )
+    verify_command.add_argument(
+        "--cpus", metavar="N", default="1", help="the app's CPU limit (default: 1)"
+    )
+    verify_command.add_argument(
+        "--path",
+        default="/healthz",
+        help="a page that uses the database (default: /healthz, which runs SELECT 1)",
+    )
+    verify_command.add_argument(
+        "--duration", metavar="SECONDS", default="15", help="load duration (default: 15)"
+    )
+    verify_command.add_argument(
+        "--concurrency",
+        metavar="N",
+        help=f"clients at once (default: {verify.OVERLOAD_FACTOR} x the plan's threads)",
+    )
+    verify_command.add_argument(
+        "--env",
+        "-e",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the app (repeatable), e.g. a setting your project needs",
+    )
+    verify_command.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
-COMMANDS = ("plan", "build", "base")
+COMMANDS = ("plan", "build", "base", "verify")
 
 
 def _run_plan(args: argparse.Namespace, env: Mapping[str, str], out: IO[str]) -> int:
@@ -198,6 +246,52 @@ def _run_base(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
+def _run_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    options = verify.parse_options(
+        args.image,
+        database_image=args.database_image,
+        max_connections=args.max_connections,
+        cpus=args.cpus,
+        path=args.path,
+        duration=args.duration,
+        concurrency=args.concurrency,
+        env=args.env,
+    )
+
+    def say(line: str) -> None:  # progress goes to stderr, so --json output stays clean
+        err.write(line + "\n")
+        err.flush()
+
+    gateway = DockerGateway.connect()
+    try:
+        with _sigterm_as_interrupt():
+            report = verify.run_verify(options, gateway, say=say)
+    finally:
+        gateway.close()
+    if args.json:
+        out.write(json.dumps(report.as_dict(), indent=2) + "\n")
+    else:
+        out.write(report.as_text() + "\n")
+    return 0 if report.verdict.passed else verify.EXIT_PROMISE_FAILED
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C, so a stopped run still removes its containers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(  # noqa: PLR0911 - one return per command and per kind of failure
     argv: Sequence[str] | None = None,
     *,
@@ -227,6 +321,8 @@ def main(  # noqa: PLR0911 - one return per command and per kind of failure
             return _run_build(args, out)
         if args.command == "base":
             return _run_base(args, out)
+        if args.command == "verify":
+            return _run_verify(args, out, err)
         return _run_plan(args, os.environ if env is None else env, out)
     except (capacity.PlanError, KitError) as error:
         err.write(f"kitbuild: error: {error}\n")

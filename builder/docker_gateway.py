@@ -191,6 +191,29 @@ class DockerGateway:
         with contextlib.suppress(docker.errors.ImageNotFound):
             self._client.api.remove_image(reference, force=True)
 
+    def labelled(self, key: str, value: str) -> tuple[list[str], list[str]]:
+        """The names of the containers (any state) and networks labelled ``key=value``."""
+        selector = {"label": f"{key}={value}"}
+        containers = self._client.containers.list(all=True, filters=selector)
+        networks = self._client.networks.list(filters=selector)
+        return [c.name for c in containers], [n.name for n in networks]
+
+    def remove_labelled(self, key: str, value: str) -> None:
+        """Remove every container (with its anonymous volumes) and network labelled key=value."""
+        selector = {"label": f"{key}={value}"}
+        try:
+            for container in self._client.containers.list(all=True, filters=selector):
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True, v=True)
+            for network in self._client.networks.list(filters=selector):
+                with contextlib.suppress(docker.errors.NotFound):
+                    network.remove()
+        except docker.errors.DockerException as error:
+            raise DockerUnavailable(
+                f"could not remove the containers labelled {key}={value} "
+                f"({_one_line(error)}); remove them with `docker rm -f`"
+            ) from None
+
     def run(self, image: str, command: Sequence[str], **options: Any) -> bytes:
         """Run a throwaway container and return its output (for checks and tests)."""
         try:

@@ -27,8 +27,8 @@ import docker.errors
 import pymysql
 import pytest
 
+from builder.load import Load, LoadResult, Sample, run_load
 from tests.integration.conftest import Built
-from tests.integration.load import Load, LoadResult, Sample, run_load
 
 pytestmark = pytest.mark.docker
 

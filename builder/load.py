@@ -1,4 +1,6 @@
-"""A small, bounded HTTP load generator for tests: N client threads for D seconds.
+"""A small, bounded HTTP load generator: N client threads for D seconds (stdlib only).
+
+`kitbuild verify`, the tests and the benchmarks drive images with it.
 
 Every request opens its own connection (``Connection: close``), so each outcome belongs to
 exactly one request, and the moment it fails is known:
@@ -21,8 +23,8 @@ import http.client
 import threading
 import time
 
-#: More client threads than this would measure the test machine rather than the server.
-MAX_CONCURRENCY = 300
+#: More client threads than this would measure the client machine rather than the server.
+MAX_CONCURRENCY = 1000
 
 #: After a refused connection a client waits this long, so a closed port is not hammered.
 REFUSED_BACKOFF = 0.05
