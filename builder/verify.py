@@ -303,6 +303,14 @@ class ServerMonitor:
         )
         return int(row[0]) if row else 0
 
+    def reset_high_water_mark(self) -> None:
+        """FLUSH STATUS: Max_used_connections restarts from the sessions open now."""
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute("FLUSH STATUS")
+        except pymysql.MySQLError as error:
+            raise VerifyError(f"lost the monitor session to the server: {error}") from None
+
     def close(self) -> None:
         """End the session."""
         self._connection.close()

@@ -162,6 +162,14 @@ class VerifyStack:
             time.sleep(0.5)
         return RunningApp(port, self._plan_line(container))
 
+    def stop_app(self) -> None:
+        """Remove the app container, closing its connections (to start another one)."""
+        if self.app is not None:
+            with contextlib.suppress(Exception):
+                self.app.stop()
+            self._containers.remove(self.app)
+            self.app = None
+
     # ----------------------------------------------------------------------- queries
 
     def app_running(self) -> bool:

@@ -1,0 +1,305 @@
+"""Benchmark (not a test): the automatic plan against a grid, the seed's recipe and defaults.
+
+    python bench/throughput.py [--image mysite:latest] [--cpus 1,2] [--duration 10]
+                               [--quick] [--no-builds] [--output bench/results.md]
+
+One server (kitbuild/mysql, max_connections 100) serves every cell; each cell starts the
+app anew with --cpus and one configuration, drives the same overload at a page that holds
+a connection for SELECT SLEEP(0.02), and reads the server's high-water mark. Cells:
+
+  auto            the image's own plan (persistent connections)
+  auto, per-req   the same plan with a new connection per request (CONN_MAX_AGE=0)
+  grid w x t      workers 1 .. 2*cpus+1 x threads 2, 4, 8, 16, 32 within the budget
+  seed recipe     host cpu_count()*2+1 workers, int(480 / workers) threads, per request
+  gunicorn default  one sync worker, per request (Django's default CONN_MAX_AGE=0)
+  naive           workers = host cpu_count(), sync, per request
+
+Throughput is requests answered 2xx per second; the ratio is to the best grid cell at the
+same CPU limit. Everything runs on loopback, on this machine, in one run: compare within
+the table, not across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import platform
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from builder import capacity  # noqa: E402
+from builder.docker_gateway import DockerGateway  # noqa: E402
+from builder.load import Load  # noqa: E402
+from builder.mysql_image import ensure_mysql_image  # noqa: E402
+from builder.verify import ServerMonitor, app_environment, parse_options  # noqa: E402
+from builder.verify_stack import Credentials, VerifyStack  # noqa: E402
+
+MAX_CONNECTIONS = 100
+PAGE = "/db/sleep/?seconds=0.02"
+GRID_THREADS = (2, 4, 8, 16, 32)
+PER_REQUEST = {"DATABASE_CONN_MAX_AGE": "0"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One configuration to measure."""
+
+    name: str
+    workers: int | None  # None: the image's plan decides
+    threads: int | None
+    environment: dict[str, str]
+    grid: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """What one cell measured."""
+
+    cell: Cell
+    workers: int
+    threads: int
+    requests_per_second: float
+    requests: int
+    failed: int
+    p50: float
+    p99: float
+    app_peak: int
+    refused_1040: int
+    start_to_healthy: float
+
+
+def forced(workers: int, threads: int, *, sync: bool = False) -> dict[str, str]:
+    """Environment that overrides the image's plan through gunicorn's own variable."""
+    worker_class = " --worker-class sync" if sync else ""
+    return {"GUNICORN_CMD_ARGS": f"--workers {workers} --threads {threads}{worker_class}"}
+
+
+def cells_for(cpus: float, budget: int, host_cpus: int, *, quick: bool) -> list[Cell]:
+    """The configurations for one CPU limit; the grid keeps workers x threads within budget."""
+    seed_workers = host_cpus * 2 + 1
+    cells = [
+        Cell("auto", None, None, {}),
+        Cell("auto, connection per request", None, None, dict(PER_REQUEST)),
+        Cell(
+            "seed recipe",
+            seed_workers,
+            480 // seed_workers,
+            {**forced(seed_workers, 480 // seed_workers), **PER_REQUEST},
+        ),
+        Cell("gunicorn default (1 sync)", 1, 1, {**forced(1, 1, sync=True), **PER_REQUEST}),
+        Cell(
+            "naive (cpu_count sync)",
+            host_cpus,
+            1,
+            {**forced(host_cpus, 1, sync=True), **PER_REQUEST},
+        ),
+    ]
+    max_workers = int(2 * cpus + 1)
+    worker_counts = range(1, max_workers + 1)
+    threads = GRID_THREADS
+    if quick:
+        worker_counts, threads = range(max_workers, max_workers + 1), (8, 32)
+    for workers in worker_counts:
+        for per_worker in threads:
+            if workers * per_worker <= budget:
+                cells.append(
+                    Cell(
+                        f"grid {workers} x {per_worker}",
+                        workers,
+                        per_worker,
+                        forced(workers, per_worker),
+                        grid=True,
+                    )
+                )
+    return cells
+
+
+def wait_for_no_sessions(monitor: ServerMonitor, within: float = 15.0) -> None:
+    """Wait until the previous app's connections are gone from the server."""
+    deadline = time.monotonic() + within
+    while monitor.sessions_of_app() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def measure(
+    stack: VerifyStack,
+    monitor: ServerMonitor,
+    *,
+    image: str,
+    base_environment: dict[str, str],
+    cell: Cell,
+    cpus: float,
+    concurrency: int,
+    duration: float,
+) -> Row:
+    """Start the app for one cell, overload it, read the server, remove the app."""
+    wait_for_no_sessions(monitor)
+    monitor.reset_high_water_mark()
+    refused_before = monitor.status("Connection_errors_max_connections")
+    started = time.monotonic()
+    app = stack.start_app(image, {**base_environment, **cell.environment}, cpus=cpus, timeout=120)
+    healthy = time.monotonic() - started
+    try:
+        result = Load(app.port, PAGE, concurrency=concurrency, duration=duration, timeout=30).run()
+        peak = monitor.status("Max_used_connections") - 1  # less the monitor's session
+        refused = monitor.status("Connection_errors_max_connections") - refused_before
+    finally:
+        stack.stop_app()
+    return Row(
+        cell=cell,
+        workers=cell.workers or int(app.plan["workers"]),
+        threads=cell.threads or int(app.plan["threads"]),
+        requests_per_second=result.ok / result.seconds if result.seconds else 0.0,
+        requests=result.total,
+        failed=result.failed,
+        p50=result.percentile(0.5),
+        p99=result.percentile(0.99),
+        app_peak=peak,
+        refused_1040=refused,
+        start_to_healthy=healthy,
+    )
+
+
+def table(rows: list[Row]) -> list[str]:
+    """Markdown rows, with each cell's ratio to the best grid cell."""
+    best = max((r.requests_per_second for r in rows if r.cell.grid), default=0.0)
+    lines = [
+        "| configuration | workers x threads | req/s | ratio to best grid | failed | "
+        "p50 s | p99 s | peak connections | refused (1040) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ordered = [r for r in rows if not r.cell.grid] + sorted(
+        (r for r in rows if r.cell.grid), key=lambda r: -r.requests_per_second
+    )
+    for row in ordered:
+        ratio = row.requests_per_second / best if best else 0.0
+        lines.append(
+            f"| {row.cell.name} | {row.workers} x {row.threads} | {row.requests_per_second:.0f} | "
+            f"{ratio:.2f} | {row.failed} of {row.requests} | {row.p50:.3f} | {row.p99:.3f} | "
+            f"{row.app_peak} | {row.refused_1040} |"
+        )
+    return lines
+
+
+def plan_seconds() -> float:
+    """Seconds to read this machine's limits and make a plan, as the entrypoint does."""
+    env = {"DATABASE_MAX_CONNECTIONS": "100"}
+
+    def once() -> None:
+        settings, sources = capacity.read_settings({}, env)
+        capacity.make_plan(settings, capacity.read_limits(), sources)
+
+    runs = 2000
+    return min(timeit.repeat(once, number=runs, repeat=3)) / runs
+
+
+def main(argv: list[str]) -> int:
+    """Run every cell at every CPU limit and write the Markdown report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", default="mysite:latest")
+    parser.add_argument("--cpus", default="1,2", help="comma-separated CPU limits")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
+    parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
+    parser.add_argument("--no-builds", action="store_true", help="skip bench/build_times.py")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    host_cpus = os.cpu_count() or 1
+    begun = time.monotonic()
+
+    gateway = DockerGateway.connect()
+    server_image = ensure_mysql_image(gateway)
+    credentials = Credentials(secrets.token_hex(8), "kitbuild", secrets.token_hex(8), "kitbuild")
+    environment = app_environment(parse_options(args.image), credentials)
+    environment["DATABASE_MAX_CONNECTIONS"] = str(MAX_CONNECTIONS)
+    budget_plan = capacity.make_plan(
+        capacity.Settings(max_connections=MAX_CONNECTIONS, cpus=1.0), capacity.Limits("none")
+    )
+    budget = budget_plan.budget
+    concurrency = 5 * budget  # at least 5 x the capacity of every cell
+    sections: list[str] = []
+    healthy_times: list[float] = []
+    stack = VerifyStack(gateway, f"bench-{secrets.token_hex(4)}", say=lambda _line: None)
+    try:
+        port = stack.start_database(server_image, MAX_CONNECTIONS, credentials)
+        stack.run_migrate(args.image, environment, timeout=120)
+        monitor = ServerMonitor(port, credentials)
+        for cpus in (float(text) for text in args.cpus.split(",")):
+            rows = []
+            for cell in cells_for(cpus, budget, host_cpus, quick=args.quick):
+                row = measure(
+                    stack,
+                    monitor,
+                    image=args.image,
+                    base_environment=environment,
+                    cell=cell,
+                    cpus=cpus,
+                    concurrency=concurrency,
+                    duration=args.duration,
+                )
+                print(
+                    f"--cpus {cpus:g} {cell.name}: {row.requests_per_second:.0f} req/s, "
+                    f"failed {row.failed}/{row.requests}, peak {row.app_peak}",
+                    flush=True,
+                )
+                healthy_times.append(row.start_to_healthy)
+                rows.append(row)
+            sections += [
+                f"### App `--cpus {cpus:g}`, server max_connections {MAX_CONNECTIONS} "
+                f"(budget {budget})",
+                "",
+                *table(rows),
+                "",
+            ]
+        monitor.close()
+    finally:
+        stack.close()
+        gateway.close()
+
+    builds = ""
+    if not args.no_builds:
+        builds = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "build_times.py")],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        ).stdout
+    header = [
+        "# Benchmark results",
+        "",
+        f"Made by `python bench/throughput.py{' ' + ' '.join(argv) if argv else ''}` on "
+        f"{datetime.date.today().isoformat()}: {platform.machine()}, {host_cpus} CPUs, "
+        f"Python {platform.python_version()}, image `{args.image}`, server `{server_image}`.",
+        f"Load: {concurrency} clients (5 x the budget), {args.duration:g} s per cell, "
+        f"GET `{PAGE}`, a new client connection per request, on loopback. The load "
+        "generator runs on the same 2 CPUs as the app and the server, so absolute figures "
+        "are low; compare within one table.",
+        "",
+    ]
+    footer = [
+        "### Other figures",
+        "",
+        f"- Time to read the cgroups and compute a plan: {plan_seconds() * 1e6:.0f} µs.",
+        f"- Container start to healthy (median of {len(healthy_times)} starts): "
+        f"{statistics.median(healthy_times):.2f} s.",
+        f"- Whole run: {(time.monotonic() - begun) / 60:.1f} min.",
+        "",
+    ]
+    args.output.write_text("\n".join(header + sections + footer) + "\n" + builds)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
