@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
-from builder import __version__, base, capacity, mysql_image, verify
+from builder import __version__, base, capacity, mysql_image, nginx_image, verify
 from builder.build import BuildOptions, DockerBuild, RenderOnly, build_project
 from builder.docker_gateway import DockerGateway
 from builder.errors import KitError
@@ -116,6 +116,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--no-mysql",
         action="store_true",
         help=f"skip {mysql_image.MYSQL_IMAGE}, the MariaDB server image used by tests",
+    )
+    base_command.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help=f"skip {nginx_image.NGINX_IMAGE}, the nginx proxy of compose.yaml",
     )
     verify_command = commands.add_parser(
         "verify",
@@ -241,6 +246,8 @@ def _run_base(args: argparse.Namespace, out: IO[str]) -> int:
                 say(f"kitbuild: made {reference}")
         if not args.no_mysql:
             say(f"kitbuild: {mysql_image.ensure_mysql_image(gateway, say=say)} is ready")
+        if not args.no_proxy:
+            say(f"kitbuild: {nginx_image.ensure_nginx_image(gateway, say=say)} is ready")
     finally:
         gateway.close()
     return 0

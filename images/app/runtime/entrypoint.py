@@ -7,6 +7,7 @@ Commands (the container's arguments):
     migrate           wait for the database, run migrations once, exit
     check             wait for the database, run Django's deployment checks, exit
     healthcheck       exit 0 when the health endpoint answers 200 (the image's HEALTHCHECK)
+    static DEST       copy the collected static files into DEST (a proxy's volume), exit
     anything else     exec'd as given, for debugging (e.g. `bash`, `python manage.py shell`)
 
 Standard library only, beside kitbuild_capacity.py (kitbuild's own capacity module,
@@ -22,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 
 KIT_DIR = os.path.dirname(os.path.abspath(__file__))
 # This script's directory, then the project's (the working directory), as manage.py has.
@@ -51,6 +53,7 @@ def say(record: dict) -> None:
 def check_environment() -> dict:
     """Read every setting once so a bad value stops the container now, naming it."""
     env = os.environ
+    warn_unknown_variables(env)
     kitbuild_env.port(env)
     kitbuild_env.gunicorn_settings(env)
     kitbuild_env.django_overrides(env)
@@ -60,6 +63,21 @@ def check_environment() -> dict:
     if settings.max_connections is not None:
         compute_plan(None)  # a budget too small fails now, not after the database wait
     return database
+
+
+def warn_unknown_variables(env: Mapping[str, str]) -> None:
+    """A warning line for each variable that looks meant for the kit but is not one it reads."""
+    known = kitbuild_env.KNOWN_NAMES | {setting.env for setting in capacity.SETTINGS}
+    for name, closest in kitbuild_env.unknown_variables(env, known):
+        hint = f"; did you mean {closest}?" if closest else ""
+        say(
+            {
+                "event": "kitbuild.warning",
+                "message": f"{name} is not a variable kitbuild reads, so it has no effect{hint}",
+                "variable": name,
+                "closest": closest,
+            }
+        )
 
 
 @dataclasses.dataclass
@@ -178,7 +196,52 @@ def manage(*args: str) -> int:
     return 0  # not reached
 
 
-def run(argv: list[str]) -> int:
+def publish_static(argv: list[str]) -> int:
+    """Copy the collected static files (STATIC_ROOT) into a directory, dropping stale ones.
+
+    The compose file's proxy serves them from a volume this fills on every `up`, so a new
+    image's files replace the old image's instead of hiding behind a populated volume.
+    """
+    if len(argv) != 1:
+        raise StartError("usage: static DEST (the directory to copy STATIC_ROOT into)")
+    dest = argv[0]
+    from django.conf import settings  # noqa: PLC0415 - reads the settings, no setup needed
+
+    root = str(getattr(settings, "STATIC_ROOT", None) or "")
+    if not root or not os.path.isdir(root):
+        raise StartError("the project has no collected static files (STATIC_ROOT is not set)")
+    import shutil  # noqa: PLC0415
+
+    wanted = {
+        os.path.relpath(os.path.join(folder, name), root)
+        for folder, _, names in os.walk(root)
+        for name in names
+    }
+    removed = 0
+    try:
+        shutil.copytree(root, dest, dirs_exist_ok=True)
+        for folder, _, names in os.walk(dest, topdown=False):
+            for name in names:
+                if os.path.relpath(os.path.join(folder, name), dest) not in wanted:
+                    os.remove(os.path.join(folder, name))
+                    removed += 1
+            if folder != dest and not os.listdir(folder):
+                os.rmdir(folder)
+    except OSError as error:
+        raise StartError(f"cannot copy {root} to {dest}: {error}") from None
+    say(
+        {
+            "event": "kitbuild.static",
+            "from": root,
+            "to": dest,
+            "files": len(wanted),
+            "removed": removed,
+        }
+    )
+    return 0
+
+
+def run(argv: list[str]) -> int:  # noqa: PLR0911 - one return per command
     """Dispatch the container's command."""
     command = argv[0] if argv else "serve"
     if command == "serve":
@@ -192,6 +255,8 @@ def run(argv: list[str]) -> int:
         return manage("migrate", "--noinput", *argv[1:])
     if command == "check":
         return manage("check", "--deploy", *argv[1:])
+    if command == "static":
+        return publish_static(argv[1:])
     try:
         os.execvp(argv[0], argv)
     except OSError as error:

@@ -177,3 +177,77 @@ def gunicorn_settings(env: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"{name}={path!r} is not a readable file: mount it read-only")
         settings.update(certfile=cert, keyfile=key)
     return settings
+
+
+# ------------------------------------------------------------------- unknown variables
+
+#: Prefixes of the variables the kit reads: one that starts so and is not known is a typo.
+KIT_PREFIXES = ("DATABASE_", "KIT_", "GUNICORN_", "TLS_")
+
+#: Every variable the image reads, besides the capacity plan's own (kitbuild_capacity.SETTINGS).
+KNOWN_NAMES = frozenset(
+    {
+        "DATABASE_URL",
+        "DATABASE_HOST",
+        "DATABASE_PORT",
+        "DATABASE_NAME",
+        "DATABASE_USER",
+        "DATABASE_PASSWORD",
+        "DATABASE_CONN_MAX_AGE",
+        "DATABASE_WAIT_TIMEOUT",
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "CSRF_TRUSTED_ORIGINS",
+        "DEBUG",
+        "PORT",
+        "GUNICORN_TIMEOUT",
+        "GUNICORN_GRACEFUL_TIMEOUT",
+        "GUNICORN_KEEPALIVE",
+        "GUNICORN_BACKLOG",
+        "GUNICORN_MAX_REQUESTS",
+        "GUNICORN_MAX_REQUESTS_JITTER",
+        "GUNICORN_ACCESS_LOG_FORMAT",
+        "GUNICORN_CMD_ARGS",
+        "TLS_CERT_PATH",
+        "TLS_KEY_PATH",
+        "KIT_HEALTH_PATH",
+        # Set by the image (Dockerfile ENV) or by the entrypoint for gunicorn.
+        "KIT_PROJECT_SETTINGS",
+        "KIT_WSGI_APPLICATION",
+        "KIT_PROJECT_NAME",
+        "KIT_WORKERS",
+        "KIT_THREADS",
+        "KIT_BIND",
+    }
+)
+
+#: How alike a name without a kit prefix must be to a known one to count as its misspelling
+#: (difflib's ratio): ALLOWED_HOST for ALLOWED_HOSTS, not HOSTNAME for PORT.
+UNPREFIXED_CUTOFF = 0.85
+
+
+def unknown_variables(
+    env: Mapping[str, str], known: frozenset[str]
+) -> list[tuple[str, str | None]]:
+    """Variables that look meant for the kit but that it does not read, with the closest name.
+
+    A name counts when it starts with a kit prefix (DATABASE_, KIT_, GUNICORN_, TLS_) and is
+    not known, or when it has no such prefix but is nearly a known name (SECRET_KY). ``*_FILE``
+    is known whenever its base name is. Each comes with difflib's closest known name, or None.
+    """
+    import difflib  # noqa: PLC0415 - only this check needs it
+
+    names = sorted(known | {f"{name}_FILE" for name in known})
+    plain = [name for name in names if not name.startswith(KIT_PREFIXES)]
+    found: list[tuple[str, str | None]] = []
+    for name in sorted(env):
+        if name in known or (name.endswith("_FILE") and name[: -len("_FILE")] in known):
+            continue
+        if name.startswith(KIT_PREFIXES):
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            found.append((name, close[0] if close else None))
+        else:
+            close = difflib.get_close_matches(name, plain, n=1, cutoff=UNPREFIXED_CUTOFF)
+            if close:
+                found.append((name, close[0]))
+    return found
