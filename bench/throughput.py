@@ -1,6 +1,6 @@
 """Benchmark (not a test): the automatic plan against a grid, the seed's recipe and defaults.
 
-    python bench/throughput.py [--image mysite:latest] [--cpus 1,2] [--duration 10]
+    python bench/throughput.py [--image mysite:latest] [--cpus 1,2] [--duration 8]
                                [--quick] [--no-builds] [--output bench/results.md]
 
 One server (kitbuild/mysql, max_connections 100) serves every cell; each cell starts the
@@ -214,7 +214,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="mysite:latest")
     parser.add_argument("--cpus", default="1,2", help="comma-separated CPU limits")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per cell")
     parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
     parser.add_argument("--no-builds", action="store_true", help="skip bench/build_times.py")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")

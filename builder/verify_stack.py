@@ -35,6 +35,8 @@ RUN_LABEL = "io.kitbuild.verify"
 DATABASE_ALIAS = "db"
 
 APP_PORT = 8000
+#: Starts tried when the engine picks a host port that is still taken.
+PORT_ATTEMPTS = 3
 SERVER_PORT = 3306
 
 
@@ -137,12 +139,22 @@ class VerifyStack:
         self, image: str, environment: Mapping[str, str], *, cpus: float, timeout: float
     ) -> RunningApp:
         """Start the app with a CPU limit; wait until its health endpoint answers 200."""
-        container = self._app_container(
-            image, environment, nano_cpus=round(cpus * 1e9)
-        ).with_exposed_ports(APP_PORT)
-        self._containers.append(container)
-        self.app = container
-        _guard(f"starting {image}", container.start)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            container = self._app_container(
+                image, environment, nano_cpus=round(cpus * 1e9)
+            ).with_exposed_ports(APP_PORT)
+            self._containers.append(container)
+            self.app = container
+            try:
+                _guard(f"starting {image}", container.start)
+                break
+            except VerifyError as error:
+                # Docker 20.10 can hand out a host port that a closing client socket still
+                # holds ("port is already allocated"); another container gets another port.
+                taken = ("already allocated", "address already in use")
+                if not any(text in str(error) for text in taken) or attempt == PORT_ATTEMPTS:
+                    raise
+                self.stop_app()
         port = int(_guard("reading the app's port", container.get_exposed_port, APP_PORT))
         health = environment.get("KIT_HEALTH_PATH", "/healthz")
         deadline = time.monotonic() + timeout
@@ -269,7 +281,12 @@ def _guard(what: str, action: Callable[..., Any], *args: Any) -> Any:
 
 def _one_line(error: object) -> str:
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else type(error).__name__
+    # The engine's messages end with the cause ("... port is already allocated").
+    return _shorten(lines[-1]) if lines else type(error).__name__
+
+
+def _shorten(line: str, limit: int = 300) -> str:
+    return line if len(line) <= limit else f"{line[:100]} ... {line[-(limit - 105) :]}"
 
 
 def _last_line(logs: bytes | str) -> str:
