@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from signal import SIGINT, SIGTERM
 from typing import IO, TYPE_CHECKING, NoReturn
 
 from builder import __version__, base, capacity, mysql_image, nginx_image, verify
@@ -284,7 +285,7 @@ def _run_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C, so a stopped run still removes its containers."""
+    """Turn SIGINT and SIGTERM into KeyboardInterrupt, so a stopped run removes its containers."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -292,11 +293,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+    previous = {number: signal.signal(number, interrupt) for number in (SIGINT, SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def main(  # noqa: PLR0911 - one return per command and per kind of failure

@@ -18,13 +18,19 @@ The generator stops by itself: at its deadline, after ``max_requests`` requests,
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import http.client
+import socket
+import struct
 import threading
 import time
 
 #: More client threads than this would measure the client machine rather than the server.
 MAX_CONCURRENCY = 1000
+
+#: How long a client waits for the server to close a connection it has answered.
+EOF_WAIT = 1.0
 
 #: After a refused connection a client waits this long, so a closed port is not hammered.
 REFUSED_BACKOFF = 0.05
@@ -211,10 +217,14 @@ class Load:
         started = time.monotonic()
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
         phase = "connect"
+        held: socket.socket | None = None
         try:
             connection.connect()
             assert connection.sock is not None
             connection.sock.settimeout(self.timeout)
+            # http.client closes its socket as soon as the body is read; a duplicate keeps
+            # the connection open until the server has closed its side (see _close_quietly).
+            held = connection.sock.dup()
             phase = "send"
             connection.request("GET", self.path, headers=self._headers)
             phase = "receive"
@@ -225,6 +235,27 @@ class Load:
             return Sample(started, time.monotonic(), error=type(error).__name__, phase=phase)
         finally:
             connection.close()
+            if held is not None:
+                _close_quietly(held)
+
+
+def _close_quietly(held: socket.socket) -> None:
+    """Close after the server has closed, and with a reset: no TIME_WAIT left on this host.
+
+    A client that closes first leaves its port in TIME_WAIT for a minute (and so does
+    Docker's port proxy, towards the container). Tens of thousands of requests a minute then
+    use up the ephemeral ports, and the engine's next published port can collide with one.
+    Waiting (briefly) for the server's close, then resetting, leaves nothing behind.
+    """
+    try:
+        held.settimeout(EOF_WAIT)
+        while held.recv(4096):
+            pass
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    held.close()
 
 
 def run_load(

@@ -114,7 +114,7 @@ class VerifyStack:
         )
         self._containers.append(container)
         self.database = container
-        _guard(f"starting {image}", container.start)
+        self._start(container, f"starting {image}")
         return int(_guard("reading the server's port", container.get_exposed_port, SERVER_PORT))
 
     def run_migrate(self, image: str, environment: Mapping[str, str], *, timeout: float) -> None:
@@ -139,22 +139,12 @@ class VerifyStack:
         self, image: str, environment: Mapping[str, str], *, cpus: float, timeout: float
     ) -> RunningApp:
         """Start the app with a CPU limit; wait until its health endpoint answers 200."""
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            container = self._app_container(
-                image, environment, nano_cpus=round(cpus * 1e9)
-            ).with_exposed_ports(APP_PORT)
-            self._containers.append(container)
-            self.app = container
-            try:
-                _guard(f"starting {image}", container.start)
-                break
-            except VerifyError as error:
-                # Docker 20.10 can hand out a host port that a closing client socket still
-                # holds ("port is already allocated"); another container gets another port.
-                taken = ("already allocated", "address already in use")
-                if not any(text in str(error) for text in taken) or attempt == PORT_ATTEMPTS:
-                    raise
-                self.stop_app()
+        container = self._app_container(
+            image, environment, nano_cpus=round(cpus * 1e9)
+        ).with_exposed_ports(APP_PORT)
+        self._containers.append(container)
+        self.app = container
+        self._start(container, f"starting {image}")
         port = int(_guard("reading the app's port", container.get_exposed_port, APP_PORT))
         health = environment.get("KIT_HEALTH_PATH", "/healthz")
         deadline = time.monotonic() + timeout
@@ -221,6 +211,22 @@ class VerifyStack:
         self._gateway.remove_labelled(RUN_LABEL, self._labels[RUN_LABEL])
 
     # ----------------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _start(container: DockerContainer, what: str) -> None:
+        """Start a container; try again when the engine picked a host port still in use."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                _guard(what, container.start)
+                return
+            except VerifyError as error:
+                # Docker 20.10 picks host ports from the range the kernel gives clients, so
+                # a busy host can hand out one a client socket holds; the next one is free.
+                taken = ("already allocated", "address already in use")
+                if not any(text in str(error) for text in taken) or attempt == PORT_ATTEMPTS:
+                    raise
+                with contextlib.suppress(Exception):
+                    container.get_wrapped_container().remove(force=True, v=True)
 
     def _require_network(self) -> Network:
         if self._network is None:

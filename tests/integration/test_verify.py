@@ -180,31 +180,31 @@ def test_interrupted_run_removes_everything(
     signal_number: int, mysite_image: Built, gateway: DockerGateway, clean_engine: Any
 ) -> None:
     """Ctrl-C (or SIGTERM) in the middle of the load: exit 130, every container removed."""
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "builder", "verify", mysite_image.tag, "--duration", "60"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TESTCONTAINERS_RYUK_DISABLED": "true"},
-    )
-    try:
-        assert process.stderr is not None
-        seen = []
-        for line in process.stderr:  # wait until the load has started
-            seen.append(line)
-            if " clients on GET " in line:
-                break
-        else:
-            pytest.fail(f"the run ended before its load: {''.join(seen)}")
-        assert len(leftovers(clean_engine)) >= 3  # server, app and network
-        time.sleep(2)
-        process.send_signal(signal_number)
-        _, err = process.communicate(timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    ) as process:
+        try:
+            assert process.stderr is not None
+            seen = []
+            for line in process.stderr:  # wait until the load has started
+                seen.append(line)
+                if " clients on GET " in line:
+                    break
+            else:
+                pytest.fail(f"the run ended before its load: {''.join(seen)}")
+            assert len(leftovers(clean_engine)) >= 3  # server, app and network
+            time.sleep(2)
+            process.send_signal(signal_number)
+            _, err = process.communicate(timeout=90)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
     assert 130 == process.returncode
     assert err.rstrip().endswith("kitbuild: interrupted")
