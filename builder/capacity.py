@@ -40,8 +40,9 @@ RESERVED_MINIMUM = 3
 #: MySQL's and MariaDB's default ``max_connections``, used when nothing says otherwise.
 SERVER_DEFAULT_MAX_CONNECTIONS = 151
 
-#: Past a few dozen threads a CPython process gains little (the GIL) and costs memory.
-DEFAULT_MAX_THREADS = 32
+#: Past 16 threads a CPython process gained nothing in bench/throughput.py (the GIL), while
+#: each thread holds one more database connection; at every worker count 32 did no better.
+DEFAULT_MAX_THREADS = 16
 
 #: A Django + gunicorn gthread worker's resident memory, rounded up.
 DEFAULT_WORKER_MEMORY = 128 * 1024 * 1024
