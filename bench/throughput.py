@@ -277,7 +277,7 @@ def main(argv: list[str]) -> int:
     concurrency = 5 * budget  # at least 5 x the capacity of every cell
     sections: list[str] = []
     healthy_times: list[float] = []
-    stack = VerifyStack(gateway, f"bench-{secrets.token_hex(4)}", say=lambda _line: None)
+    stack = VerifyStack(gateway, f"bench-{secrets.token_hex(4)}")
     try:
         port = stack.start_database(server_image, MAX_CONNECTIONS, credentials)
         stack.run_migrate(args.image, environment, timeout=120)

@@ -10,7 +10,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from signal import SIGINT, SIGTERM
 from typing import IO, TYPE_CHECKING, NoReturn
 
 from builder import __version__, base, capacity, mysql_image, nginx_image, verify
@@ -294,7 +293,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt
 
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps that.
-    previous = {number: signal.signal(number, interrupt) for number in (SIGINT, SIGTERM)}
+    numbers = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, interrupt) for number in numbers}
     try:
         yield
     finally:

@@ -256,17 +256,3 @@ def _close_quietly(held: socket.socket) -> None:
     with contextlib.suppress(OSError):
         held.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     held.close()
-
-
-def run_load(
-    port: int,
-    path: str,
-    *,
-    concurrency: int,
-    duration: float,
-    host: str = "127.0.0.1",
-    timeout: float = 30.0,
-) -> LoadResult:
-    """Run a :class:`Load` to its deadline and return the result."""
-    load = Load(port, path, concurrency=concurrency, duration=duration, host=host, timeout=timeout)
-    return load.run()

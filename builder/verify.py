@@ -380,7 +380,7 @@ def run_verify(
         database="kitbuild",
     )
     environment = app_environment(options, credentials)
-    stack = VerifyStack(gateway, run_id or secrets.token_hex(6), say=say)
+    stack = VerifyStack(gateway, run_id or secrets.token_hex(6))
     monitor: ServerMonitor | None = None
     try:
         say(

@@ -65,13 +65,10 @@ class RunningApp:
 class VerifyStack:
     """Start the run's containers one by one; :meth:`close` removes them all."""
 
-    def __init__(
-        self, gateway: DockerGateway, run_id: str, *, say: Callable[[str], None] = print
-    ) -> None:
+    def __init__(self, gateway: DockerGateway, run_id: str) -> None:
         """Nothing starts until a ``start_*`` method is called."""
         self._gateway = gateway
         self._labels = {RUN_LABEL: run_id}
-        self._say = say
         self._network: Network | None = None
         self._containers: list[DockerContainer] = []
         self.database: MySqlContainer | None = None

@@ -29,7 +29,7 @@ import pytest
 
 from builder import cli
 from builder.docker_gateway import DockerGateway
-from builder.load import run_load
+from builder.load import Load
 from builder.nginx_image import ensure_nginx_image
 from tests.integration.conftest import Built
 
@@ -471,12 +471,12 @@ def test_three_replicas_under_overload_stay_within_the_budget(production: Stack)
     plan = production.events(production.containers("web")[0], "kitbuild.plan")[0]
     concurrency = min(400, 2 * plan["workers"] * plan["threads"] * plan["containers"])
     production.sql("FLUSH STATUS")
-    result = run_load(
+    result = Load(
         int(production.values["PROXY_PORT"]),
         "/db/sleep/?seconds=0.05",
         concurrency=concurrency,
         duration=10,
-    )
+    ).run()
     status = dict(
         production.sql(
             "SHOW GLOBAL STATUS WHERE Variable_name IN "

@@ -16,7 +16,7 @@ import pymysql
 import pytest
 
 from builder.docker_gateway import DockerGateway
-from builder.load import Load, run_load
+from builder.load import Load
 from builder.verify import app_environment, parse_options
 from builder.verify_stack import Credentials, RunningApp, VerifyStack
 from tests.integration.conftest import Built
@@ -36,7 +36,7 @@ def stack(
     options = parse_options(mysite_image.tag)
     credentials = Credentials(secrets.token_hex(8), "kitbuild", secrets.token_hex(8), "kitbuild")
     environment = app_environment(options, credentials)
-    stack = VerifyStack(gateway, f"faults-{secrets.token_hex(4)}", say=lambda _line: None)
+    stack = VerifyStack(gateway, f"faults-{secrets.token_hex(4)}")
     try:
         server_port = stack.start_database(mysql_server_image, 40, credentials)
         stack.run_migrate(mysite_image.tag, environment, timeout=120)
@@ -94,6 +94,6 @@ def test_database_restart_under_load_recovers_within_seconds(
     print(
         f"first success {min(recovered) - back:.2f} s after the server was back; {result.summary()}"
     )
-    burst = run_load(app.port, PAGE, concurrency=threads, duration=3)
+    burst = Load(app.port, PAGE, concurrency=threads, duration=3).run()
     assert burst.failed == 0, burst.summary()
     assert verify_stack.app_running()

@@ -27,7 +27,7 @@ import docker.errors
 import pymysql
 import pytest
 
-from builder.load import Load, LoadResult, Sample, run_load
+from builder.load import Load, LoadResult, Sample
 from tests.integration.conftest import Built
 
 pytestmark = pytest.mark.docker
@@ -342,9 +342,9 @@ class TestSizedByThePlan:
         concurrency = 5 * plan["workers"] * plan["threads"]
         with shared_database.root() as monitor, monitor.cursor() as cursor:
             cursor.execute("FLUSH STATUS")  # Max_used_connections restarts from what is open now
-            result = run_load(
+            result = Load(
                 shared_app.port, "/db/sleep/?seconds=0.05", concurrency=concurrency, duration=10
-            )
+            ).run()
             cursor.execute("SHOW GLOBAL STATUS LIKE 'Max_used_connections'")
             (_, max_used) = cursor.fetchone()
         used_by_app = int(max_used) - MONITOR_CONNECTIONS
