@@ -17,9 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import docker
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from builder.engine import DockerGateway  # noqa: E402
 
 
 def timed_build(project: Path, tag: str, *extra: str) -> float:
@@ -36,7 +37,7 @@ def timed_build(project: Path, tag: str, *extra: str) -> float:
 def main() -> int:
     """Measure and print the table."""
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "examples" / "mysite"
-    client = docker.from_env()
+    gateway = DockerGateway.connect()
     subprocess.run([sys.executable, "-m", "builder", "base"], check=True, cwd=ROOT)
     with tempfile.TemporaryDirectory() as scratch:
         project = Path(scratch) / source.name
@@ -46,12 +47,10 @@ def main() -> int:
         python_files = sorted(project.rglob("*.py"))
         python_files[0].write_text(python_files[0].read_text() + "\n# touched\n")
         warm = timed_build(project, tag)
-        size = client.images.get(tag).attrs["Size"]
-        client.images.remove(tag, force=True)
+        size = gateway.summary(tag).size
+        gateway.remove_image(tag)
     bases = {
-        image.tags[0]: image.attrs["Size"]
-        for image in client.images.list("kitbuild/*")
-        if image.tags
+        reference: gateway.summary(reference).size for reference in gateway.images("kitbuild/*")
     }
     print(f"## Build times: {source.name}, {time.strftime('%Y-%m-%d')}")
     print(f"Machine: {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} CPUs\n")
@@ -62,6 +61,7 @@ def main() -> int:
     print(f"| image size | {size / 1e6:.0f} MB |")
     for name, base_size in sorted(bases.items()):
         print(f"| {name} | {base_size / 1e6:.0f} MB |")
+    gateway.close()
     return 0
 
 

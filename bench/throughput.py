@@ -38,12 +38,14 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from builder import capacity  # noqa: E402
-from builder.docker_gateway import DockerGateway  # noqa: E402
-from builder.load import Load  # noqa: E402
-from builder.mysql_image import ensure_mysql_image  # noqa: E402
-from builder.verify import ServerMonitor, app_environment, parse_options  # noqa: E402
-from builder.verify_stack import Credentials, VerifyStack  # noqa: E402
+from builder.build.service_images import MYSQL  # noqa: E402
+from builder.engine import DockerGateway  # noqa: E402
+from builder.verify.load import Load  # noqa: E402
+from builder.verify.options import parse_options  # noqa: E402
+from builder.verify.run import app_environment, new_credentials  # noqa: E402
+from builder.verify.server import ServerSession  # noqa: E402
+from builder.verify.stack import VerifyStack  # noqa: E402
+from kitbuild_runtime import capacity  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -132,17 +134,18 @@ def cells_for(cpus: float, budget: int, host_cpus: int, *, quick: bool) -> list[
     return cells
 
 
-def wait_for_no_sessions(monitor: ServerMonitor, within: float = 15.0) -> None:
+def wait_for_no_sessions(monitor: ServerSession, user: str, within: float = 15.0) -> None:
     """Wait until the previous app's connections are gone from the server."""
     deadline = time.monotonic() + within
-    while monitor.sessions_of_app() and time.monotonic() < deadline:
+    while monitor.sessions_of(user) and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
 def measure(
     stack: VerifyStack,
-    monitor: ServerMonitor,
+    monitor: ServerSession,
     *,
+    user: str,
     image: str,
     base_environment: dict[str, str],
     cell: Cell,
@@ -151,7 +154,7 @@ def measure(
     duration: float,
 ) -> Row:
     """Start the app for one cell, overload it, read the server, remove the app."""
-    wait_for_no_sessions(monitor)
+    wait_for_no_sessions(monitor, user)
     monitor.reset_high_water_mark()
     refused_before = monitor.status("Connection_errors_max_connections")
     started = time.monotonic()
@@ -164,11 +167,11 @@ def measure(
         peak = monitor.status("Max_used_connections") - 1  # less the monitor's session
         refused = monitor.status("Connection_errors_max_connections") - refused_before
     finally:
-        stack.stop_app()
+        stack.remove(app)
     return Row(
         cell=cell,
-        workers=cell.workers or int(app.plan["workers"]),
-        threads=cell.threads or int(app.plan["threads"]),
+        workers=cell.workers or app.record.plan.workers,
+        threads=cell.threads or app.record.plan.threads,
         requests_per_second=result.ok / result.seconds if result.seconds else 0.0,
         requests=result.total,
         failed=result.failed,
@@ -266,8 +269,8 @@ def main(argv: list[str]) -> int:
     begun = time.monotonic()
 
     gateway = DockerGateway.connect()
-    server_image = ensure_mysql_image(gateway)
-    credentials = Credentials(secrets.token_hex(8), "kitbuild", secrets.token_hex(8), "kitbuild")
+    server_image = MYSQL.ensure(gateway)
+    credentials = new_credentials()
     environment = app_environment(parse_options(args.image), credentials)
     environment["DATABASE_MAX_CONNECTIONS"] = str(MAX_CONNECTIONS)
     budget_plan = capacity.make_plan(
@@ -279,15 +282,18 @@ def main(argv: list[str]) -> int:
     healthy_times: list[float] = []
     stack = VerifyStack(gateway, f"bench-{secrets.token_hex(4)}")
     try:
-        port = stack.start_database(server_image, MAX_CONNECTIONS, credentials)
+        server = stack.start_database(server_image, MAX_CONNECTIONS, credentials)
         stack.run_migrate(args.image, environment, timeout=120)
-        monitor = ServerMonitor(port, credentials)
+        monitor = ServerSession(
+            "127.0.0.1", server.port, user="root", password=credentials.root_password
+        )
         for cpus in (float(text) for text in args.cpus.split(",")):
 
             def run_cell(cell: Cell, cpus: float = cpus) -> Row:
                 row = measure(
                     stack,
                     monitor,
+                    user=credentials.user,
                     image=args.image,
                     base_environment=environment,
                     cell=cell,

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder import base, wheelhouse
-from builder.build import BuildResult
+from builder.build import bases, wheelhouse
+from builder.build.pipeline import BuildResult
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,29 +26,34 @@ def fake_fetch(
 fake_fetch.calls = []  # type: ignore[attr-defined]
 
 
-class RecordingDelivery:
-    """A delivery that copies the rendered context aside so tests can read it."""
+class FakeBases:
+    """Base images named, never made; a user's image says it runs Python 3.12."""
 
-    def __init__(self, keep: Path) -> None:
-        """Copy each delivered context to ``keep``."""
-        self.keep = keep
-        self.base_requests: list[tuple[str | None, str | None]] = []
+    def __init__(self) -> None:
+        """Remember every request."""
+        self.requests: list[tuple[str | None, str | None]] = []
 
-    def base_images(self, suite: str | None, base_image: str | None) -> base.BaseImages:
+    def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
         """Record the request and name the images without making them."""
-        self.base_requests.append((suite, base_image))
+        self.requests.append((suite, base_image))
         if base_image:
-            return base.BaseImages(base_image, base_image, None)
+            return bases.BaseImages(base_image, base_image, None)
         assert suite is not None
-        return base.BaseImages(
-            base.image_reference("build", suite), base.image_reference("runtime", suite), suite
-        )
+        return bases.named(suite)
 
     def probe(self, image: str) -> wheelhouse.Target:
         """A user image that says it runs Python 3.12 on glibc 2.36."""
         return wheelhouse.target_for("3.12", "2.36", "x86_64")
 
-    def deliver(self, context: Path, tag: str) -> BuildResult:
+
+class RecordingPublisher:
+    """A publisher that copies the rendered context aside so tests can read it."""
+
+    def __init__(self, keep: Path) -> None:
+        """Copy each published context to ``keep``."""
+        self.keep = keep
+
+    def publish(self, context_dir: Path, tag: str) -> BuildResult:
         """Keep a copy of the context."""
-        shutil.copytree(context, self.keep)
-        return BuildResult(tag=tag, context=self.keep)
+        shutil.copytree(context_dir, self.keep)
+        return BuildResult(tag, image_id=None, size=None, context=self.keep)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import base, cli, wheelhouse
+from builder import cli
+from builder.build import bases, wheelhouse
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 
@@ -27,8 +28,8 @@ class NoImages:
 
 def test_missing_mmdebstrap_says_what_to_install() -> None:
     """With no base image and no mmdebstrap, the error names both fixes."""
-    with pytest.raises(base.BaseImageError) as error:
-        base.ensure_base_images(
+    with pytest.raises(bases.BaseImageError) as error:
+        bases.ensure_suite(
             "bookworm",
             NoImages(),  # type: ignore[arg-type]
             which=lambda _name: None,
@@ -46,8 +47,8 @@ def test_failed_mmdebstrap_reports_its_last_line() -> None:
     def failing(argv: object) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess([], 1, "", "E: cannot reach the mirror\n")
 
-    with pytest.raises(base.BaseImageError, match=r"mmdebstrap failed for .*cannot reach"):
-        base.make_base_image(
+    with pytest.raises(bases.BaseImageError, match=r"mmdebstrap failed for .*cannot reach"):
+        bases.make_base_image(
             "runtime",
             "bookworm",
             NoImages(),  # type: ignore[arg-type]
@@ -59,7 +60,7 @@ def test_failed_mmdebstrap_reports_its_last_line() -> None:
 
 def test_mmdebstrap_command_is_small_and_merged_usr() -> None:
     """The rootfs is minbase, merged-/usr (no perl), without docs, man pages or locales."""
-    argv = base.mmdebstrap_command("bookworm", ["python3"], Path("/tmp/x.tar"))
+    argv = bases.mmdebstrap_command("bookworm", ["python3"], Path("/tmp/x.tar"))
 
     assert "--variant=minbase" in argv
     assert "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr" in argv
@@ -81,7 +82,7 @@ def test_mmdebstrap_command_is_small_and_merged_usr() -> None:
 )
 def test_suite_follows_the_django_requirement(requirement: str, suite: str) -> None:
     """Django 6 needs Python >= 3.12 (trixie); anything older runs on bookworm."""
-    assert suite == base.choose_suite(requirement).name
+    assert suite == bases.choose_suite(requirement).name
 
 
 @pytest.mark.network

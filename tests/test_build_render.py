@@ -8,24 +8,26 @@ from pathlib import Path
 
 import pytest
 
-from builder import build, render
-from builder.build import BuildOptions, TagError, build_project
-from tests.fakes import RecordingDelivery, fake_fetch
+from builder.build import context as render
+from builder.build import pipeline as build
+from builder.build.pipeline import BuildOptions, TagError, build_project
+from tests.fakes import FakeBases, RecordingPublisher, fake_fetch
 
 ROOT = Path(__file__).parent.parent
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 
 
 def render_context(tmp_path: Path, project: Path, **options: object) -> tuple[Path, object]:
-    delivery = RecordingDelivery(tmp_path / "context")
+    sources = FakeBases()
     result = build_project(
         BuildOptions(project_dir=project, **options),  # type: ignore[arg-type]
-        delivery,
+        sources=sources,
+        publisher=RecordingPublisher(tmp_path / "context"),
         fetch=fake_fetch,
         say=lambda _line: None,
         workdir=tmp_path,
     )
-    return tmp_path / "context", (result, delivery)
+    return tmp_path / "context", (result, sources)
 
 
 def test_example_context_has_every_part(tmp_path: Path) -> None:
@@ -38,20 +40,24 @@ def test_example_context_has_every_part(tmp_path: Path) -> None:
         "app/manage.py",
         "kitbuild/requirements.txt",
         "kitbuild/wheels/django-5.2.19-py3-none-any.whl",
-        "kitbuild/runtime/entrypoint.py",
-        "kitbuild/runtime/kitbuild_capacity.py",
-        "kitbuild/runtime/kitbuild_settings.py",
+        "kitbuild/runtime/kitbuild_runtime/entrypoint.py",
+        "kitbuild/runtime/kitbuild_runtime/capacity.py",
+        "kitbuild/runtime/kitbuild_runtime/django_settings.py",
     ):
         assert (context / part).is_file(), part
 
 
-def test_capacity_module_is_copied_verbatim(tmp_path: Path) -> None:
-    """The image plans with exactly the module `kitbuild plan` uses."""
+def test_runtime_package_is_copied_as_it_is(tmp_path: Path) -> None:
+    """The image plans with exactly the package `kitbuild plan` uses: every module, unchanged."""
     context, _ = render_context(tmp_path, ROOT / "examples" / "mysite")
+    copied = context / "kitbuild" / "runtime" / "kitbuild_runtime"
+    source = ROOT / "kitbuild_runtime"
 
-    assert (ROOT / "builder" / "capacity.py").read_text() == (
-        context / "kitbuild" / "runtime" / "kitbuild_capacity.py"
-    ).read_text()
+    assert sorted(p.name for p in source.glob("*.py")) == sorted(
+        p.name for p in copied.glob("*.py")
+    )
+    for module in source.glob("*.py"):
+        assert module.read_text() == (copied / module.name).read_text(), module.name
 
 
 def test_dockerfile_shape(tmp_path: Path) -> None:
@@ -63,9 +69,9 @@ def test_dockerfile_shape(tmp_path: Path) -> None:
     assert "FROM kitbuild/python:bookworm AS runtime" in dockerfile
     assert "--no-index" in dockerfile
     assert "USER 10001:10001" in dockerfile
-    assert 'ENTRYPOINT ["python", "/opt/kitbuild/entrypoint.py"]' in dockerfile
+    assert 'ENTRYPOINT ["python", "-m", "kitbuild_runtime"]' in dockerfile
     assert "HEALTHCHECK" in dockerfile
-    assert "RUN python /opt/kitbuild/collectstatic.py" in dockerfile
+    assert "RUN python -m kitbuild_runtime.collectstatic" in dockerfile
     assert 'io.kitbuild.django-version="5.2.19"' in dockerfile
     assert dockerfile.endswith("\n")
 
@@ -194,7 +200,7 @@ def test_render_only_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "out" / "keep.txt").write_text("mine")
 
     with pytest.raises(build.KitError, match="exists and is not empty"):
-        build.RenderOnly(tmp_path / "out", gateway=lambda: None)  # type: ignore[arg-type,return-value]
+        build.ContextDirectory(tmp_path / "out")
     assert "mine" == (tmp_path / "out" / "keep.txt").read_text()
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder import capacity
+from kitbuild_runtime import capacity
 
 EIGHT_CPUS = lambda: 8  # noqa: E731 - a host with 8 CPUs in the affinity mask
 

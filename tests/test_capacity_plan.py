@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from builder import capacity
+from kitbuild_runtime import capacity
 
 NO_LIMITS = capacity.Limits(cgroup_version="none", affinity_cpus=2)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import project
-from builder.project import ProjectError, inspect_project
+from builder.build import project
+from builder.build.project import ProjectError, inspect_project
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "mysite"

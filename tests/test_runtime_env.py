@@ -1,27 +1,19 @@
-"""The image's environment readers (images/app/runtime/kitbuild_env.py), run on the host."""
+"""The image's environment readers (kitbuild_runtime/environment.py), run on the host."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-RUNTIME = Path(__file__).parent.parent / "images" / "app" / "runtime"
-_spec = importlib.util.spec_from_file_location("kitbuild_env", RUNTIME / "kitbuild_env.py")
-assert _spec is not None
-assert _spec.loader is not None
-kitbuild_env = importlib.util.module_from_spec(_spec)
-sys.modules["kitbuild_env"] = kitbuild_env
-_spec.loader.exec_module(kitbuild_env)
+from kitbuild_runtime import environment
 
 DB = {"DATABASE_HOST": "db", "DATABASE_NAME": "site", "DATABASE_USER": "app"}
 
 
 def test_database_from_host_variables() -> None:
     """DATABASE_HOST and friends give a MySQL alias with persistent, checked connections."""
-    config = kitbuild_env.database({**DB, "DATABASE_PASSWORD": "pw", "DATABASE_PORT": "3307"})
+    config = environment.database({**DB, "DATABASE_PASSWORD": "pw", "DATABASE_PORT": "3307"})
 
     assert ("db", 3307, "site", "app", "pw") == (
         config["HOST"], config["PORT"], config["NAME"], config["USER"], config["PASSWORD"]
@@ -32,7 +24,7 @@ def test_database_from_host_variables() -> None:
 
 def test_database_from_url_with_escaped_password() -> None:
     """DATABASE_URL is parsed, with percent-escapes in the password undone."""
-    config = kitbuild_env.database({"DATABASE_URL": "mysql://app:p%40ss@db.internal:3310/site"})
+    config = environment.database({"DATABASE_URL": "mysql://app:p%40ss@db.internal:3310/site"})
 
     assert ("db.internal", 3310, "site", "app", "p@ss") == (
         config["HOST"], config["PORT"], config["NAME"], config["USER"], config["PASSWORD"]
@@ -45,13 +37,13 @@ def test_file_variant_reads_a_secret(tmp_path: Path) -> None:
     secret.write_text("s3cret\n")
 
     assert (
-        "s3cret" == kitbuild_env.database({**DB, "DATABASE_PASSWORD_FILE": str(secret)})["PASSWORD"]
+        "s3cret" == environment.database({**DB, "DATABASE_PASSWORD_FILE": str(secret)})["PASSWORD"]
     )
 
 
 def test_overrides_default_debug_off_and_lists() -> None:
     """DEBUG is off unless asked; hosts and origins are comma lists; unset ones stay out."""
-    overrides = kitbuild_env.django_overrides(
+    overrides = environment.django_overrides(
         {"ALLOWED_HOSTS": "a.example, b.example", "SECRET_KEY": "x" * 40}
     )
 
@@ -61,7 +53,7 @@ def test_overrides_default_debug_off_and_lists() -> None:
 
 def test_gunicorn_defaults_are_the_seeds() -> None:
     """Backlog 2048, timeouts 60/60, keepalive 30, the seed's access-log format."""
-    settings = kitbuild_env.gunicorn_settings({})
+    settings = environment.gunicorn_settings({})
 
     assert (2048, 60, 60, 30, 0) == (
         settings["backlog"], settings["timeout"], settings["graceful_timeout"],
@@ -74,7 +66,7 @@ def test_tls_with_both_files(tmp_path: Path) -> None:
     """TLS_CERT_PATH and TLS_KEY_PATH together turn TLS on."""
     (tmp_path / "c").write_text("cert")
     (tmp_path / "k").write_text("key")
-    settings = kitbuild_env.gunicorn_settings(
+    settings = environment.gunicorn_settings(
         {"TLS_CERT_PATH": str(tmp_path / "c"), "TLS_KEY_PATH": str(tmp_path / "k")}
     )
 
@@ -90,8 +82,8 @@ BAD = [
     ("database", {"DATABASE_URL": "mysql://h/db"}, "host, user or database name missing"),
     ("database", {"DATABASE_HOST": "db", "DATABASE_USER": "u"}, "DATABASE_NAME is not"),
     ("database", {"DATABASE_HOST": "db", "DATABASE_NAME": "n"}, "DATABASE_USER is not"),
-    ("database", {**DB, "DATABASE_PORT": "http"}, "DATABASE_PORT='http': use a whole number"),
-    ("database", {**DB, "DATABASE_PORT": "0"}, "DATABASE_PORT='0': use a whole number"),
+    ("database", {**DB, "DATABASE_PORT": "http"}, "DATABASE_PORT='http' is not a whole number"),
+    ("database", {**DB, "DATABASE_PORT": "0"}, "DATABASE_PORT='0' is out of range"),
     ("database", {**DB, "DATABASE_CONN_MAX_AGE": "-1"}, "DATABASE_CONN_MAX_AGE='-1'"),
     ("database", {**DB, "DATABASE_PASSWORD_FILE": "/nonexistent/pw"}, "cannot be read"),
     (
@@ -99,10 +91,14 @@ BAD = [
         {**DB, "DATABASE_PASSWORD": "a", "DATABASE_PASSWORD_FILE": "/x"},
         "DATABASE_PASSWORD and DATABASE_PASSWORD_FILE are both set",
     ),
-    ("django_overrides", {"DEBUG": "maybe"}, "DEBUG='maybe': use true or false"),
+    ("django_overrides", {"DEBUG": "maybe"}, "DEBUG='maybe' is not a switch: use true or false"),
     ("django_overrides", {"SECRET_KEY": "short"}, "SECRET_KEY is shorter than 32"),
     ("django_overrides", {"SECRET_KEY_FILE": "/nonexistent"}, "SECRET_KEY_FILE='/nonexistent'"),
-    ("port", {"PORT": "99999"}, "PORT='99999': use a whole number from 1 to 65535"),
+    (
+        "port",
+        {"PORT": "99999"},
+        "PORT='99999' is out of range: the port gunicorn listens on, 1 to 65535",
+    ),
     ("port", {"PORT": "eighty"}, "PORT='eighty'"),
     ("gunicorn_settings", {"GUNICORN_TIMEOUT": "0"}, "GUNICORN_TIMEOUT='0'"),
     ("gunicorn_settings", {"GUNICORN_BACKLOG": "x"}, "GUNICORN_BACKLOG='x'"),
@@ -123,8 +119,8 @@ def test_bad_variables_give_one_line_naming_them(
     reader: str, env: dict[str, str], message: str
 ) -> None:
     """Each bad variable raises ConfigError: one line naming it and what would be valid."""
-    with pytest.raises(kitbuild_env.ConfigError) as error:
-        getattr(kitbuild_env, reader)(env)
+    with pytest.raises(environment.ConfigError) as error:
+        getattr(environment, reader)(env)
 
     assert message in str(error.value)
     assert "\n" not in str(error.value)

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from builder import capacity
+import kitbuild_runtime
+from kitbuild_runtime import capacity, entrypoint, environment
 
-RUNTIME = Path(__file__).parent.parent / "images" / "app" / "runtime"
+RUNTIME = Path(kitbuild_runtime.__file__).parent
 
-
-def _load(name: str, filename: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, RUNTIME / filename)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-kitbuild_env = _load("kitbuild_env", "kitbuild_env.py")
-# In the image, kitbuild_capacity.py is a copy of builder/capacity.py.
-sys.modules.setdefault("kitbuild_capacity", capacity)
-_path = list(sys.path)
-entrypoint = _load("kitbuild_entrypoint", "entrypoint.py")
-sys.path[:] = _path  # the entrypoint puts its own directory first, as it does in the image
-
-KNOWN = kitbuild_env.KNOWN_NAMES | {setting.env for setting in capacity.SETTINGS}
+KNOWN = environment.KNOWN_NAMES | {setting.env for setting in capacity.SETTINGS}
 
 
 @pytest.mark.parametrize(
@@ -52,12 +32,12 @@ def test_a_misspelt_variable_is_reported_with_the_closest_known_name(
     name: str, closest: str
 ) -> None:
     """A near miss of a kit variable, with or without a kit prefix, names the one it missed."""
-    assert [(name, closest)] == kitbuild_env.unknown_variables({name: "1"}, KNOWN)
+    assert [(name, closest)] == environment.unknown_variables({name: "1"}, KNOWN)
 
 
 def test_a_prefixed_variable_with_nothing_close_is_reported_without_a_suggestion() -> None:
     """KIT_*, DATABASE_*, GUNICORN_* and TLS_* belong to the kit: unknown ones are reported."""
-    assert [("KIT_ZQXW", None)] == kitbuild_env.unknown_variables({"KIT_ZQXW": "1"}, KNOWN)
+    assert [("KIT_ZQXW", None)] == environment.unknown_variables({"KIT_ZQXW": "1"}, KNOWN)
 
 
 def test_known_variables_their_file_forms_and_foreign_ones_are_not_reported() -> None:
@@ -74,7 +54,7 @@ def test_known_variables_their_file_forms_and_foreign_ones_are_not_reported() ->
         "PATH": "/usr/bin",
         "HOSTNAME": "abc",
         "LANG": "C.UTF-8",
-        "DJANGO_SETTINGS_MODULE": "kitbuild_settings",
+        "DJANGO_SETTINGS_MODULE": "kitbuild_runtime.django_settings",
         "DJANGO_SECRET_KEY": "x",
         "PYTHONUNBUFFERED": "1",
         "APP_IMAGE": "mysite:latest",
@@ -88,7 +68,7 @@ def test_known_variables_their_file_forms_and_foreign_ones_are_not_reported() ->
         "COMPOSE_PROJECT_NAME": "mysite-staging",
     }
 
-    assert [] == kitbuild_env.unknown_variables(env, KNOWN)
+    assert [] == environment.unknown_variables(env, KNOWN)
 
 
 def test_every_variable_the_runtime_reads_is_known() -> None:

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
+import threading
+from collections.abc import Iterator
 
 import pytest
 
-from builder import cli, verify
-from builder.load import LoadResult, Sample
-from builder.verify_stack import VerifyError
+from builder import cli
+from builder.verify.judge import Measurements, Verdict, judge
+from builder.verify.load import LoadResult, Sample
+from builder.verify.options import VerifyError, VerifyOptions, parse_options
+from builder.verify.report import Report
+from builder.verify.run import run_verify
+from kitbuild_runtime import capacity
+from kitbuild_runtime.events import PlanRecord
 
-PLAN = {
-    "event": "kitbuild.plan",
-    "workers": 3,
-    "threads": 12,
-    "peak_connections_all": 36,
-    "max_connections": 40,
-    "reserved": 3,
-    "budget": 37,
-}
+#: The plan of mysite at one CPU against max_connections 40: 3 x 12 = 36 of a budget of 37.
+PLAN = PlanRecord(
+    capacity.make_plan(
+        capacity.Settings(cpus=1, max_connections=40), capacity.Limits(cgroup_version="none")
+    ),
+    server_max_connections=40,
+)
 
 
 def load_of(*statuses: int | None, errors: int = 0) -> LoadResult:
@@ -32,7 +38,7 @@ def load_of(*statuses: int | None, errors: int = 0) -> LoadResult:
     return LoadResult(tuple(samples), concurrency=10, seconds=10.0)
 
 
-def measured(**changes: object) -> verify.Measurements:
+def measured(**changes: object) -> Measurements:
     """Measurements of a good run, with ``changes`` applied."""
     values: dict[str, object] = {
         "plan": PLAN,
@@ -43,18 +49,18 @@ def measured(**changes: object) -> verify.Measurements:
         "app_running": True,
     }
     values.update(changes)
-    return verify.Measurements(**values)  # type: ignore[arg-type]
+    return Measurements(**values)  # type: ignore[arg-type]
 
 
 def test_good_run_passes() -> None:
     """Within budget, nothing refused, every request answered: pass, no reasons."""
-    assert verify.Verdict(True, ()) == verify.judge(measured())
+    assert Verdict(True, ()) == judge(measured())
 
 
 def test_monitor_session_is_not_counted_against_the_app() -> None:
     """A high-water mark of budget + 1 is the app at its budget plus verify's own session."""
-    assert verify.judge(measured(max_used_connections=38)).passed
-    verdict = verify.judge(measured(max_used_connections=39))
+    assert judge(measured(max_used_connections=38)).passed
+    verdict = judge(measured(max_used_connections=39))
     assert not verdict.passed
     assert ("the app held 38 connections at once, over its budget of 37",) == verdict.failures
 
@@ -71,7 +77,7 @@ def test_monitor_session_is_not_counted_against_the_app() -> None:
 )
 def test_each_broken_promise_fails_with_its_reason(changes: dict[str, object], reason: str) -> None:
     """Refused connections, failed requests, no answers or a dead app each fail the run."""
-    verdict = verify.judge(measured(**changes))
+    verdict = judge(measured(**changes))
 
     assert not verdict.passed
     assert any(reason in failure for failure in verdict.failures), verdict.failures
@@ -79,8 +85,8 @@ def test_each_broken_promise_fails_with_its_reason(changes: dict[str, object], r
 
 def test_report_as_json_and_text() -> None:
     """The report carries the figures the issue asks for, in JSON and in text."""
-    options = verify.VerifyOptions(image="mysite:latest", path="/db/")
-    report = verify.Report(options, 180, measured(), verify.judge(measured()))
+    options = VerifyOptions(image="mysite:latest", path="/db/")
+    report = Report(options, 180, measured(), judge(measured()))
 
     data = json.loads(json.dumps(report.as_dict()))
     text = report.as_text()
@@ -103,7 +109,7 @@ def test_report_as_json_and_text() -> None:
 
 def test_options_are_parsed_and_env_pairs_kept() -> None:
     """Strings from the command line become typed options; NAME=VALUE keeps '=' in values."""
-    options = verify.parse_options(
+    options = parse_options(
         "app:1",
         max_connections="60",
         cpus="0.5",
@@ -125,15 +131,19 @@ def test_options_are_parsed_and_env_pairs_kept() -> None:
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("max_connections", "9", "--max-connections 9: use 10 to 100000"),
-        ("max_connections", "many", "--max-connections 'many': give a whole number"),
-        ("cpus", "0", "--cpus 0: use a number from 0.01 to 2"),
-        ("cpus", "3", "--cpus 3: use a number from 0.01 to 2"),
-        ("cpus", "nan", "--cpus 'nan' is not a finite number"),
-        ("duration", "0", "--duration 0: use 1 to 600 seconds"),
-        ("duration", "1h", "--duration '1h' is not a number"),
-        ("concurrency", "0", "--concurrency 0: use 1 to 1000"),
-        ("concurrency", "2.5", "--concurrency '2.5': give a whole number"),
+        (
+            "max_connections",
+            "9",
+            "--max-connections='9' is out of range: the server's max_connections, 10 to 100000",
+        ),
+        ("max_connections", "many", "--max-connections='many' is not a whole number"),
+        ("cpus", "0", "--cpus='0' is not a CPU count: use a number from 0.01 to 2"),
+        ("cpus", "3", "--cpus='3' is not a CPU count: use a number from 0.01 to 2"),
+        ("cpus", "nan", "--cpus='nan' is not a CPU count"),
+        ("duration", "0", "--duration='0' is out of range: seconds of load, 1 to 600"),
+        ("duration", "1h", "--duration='1h' is not a number"),
+        ("concurrency", "0", "--concurrency='0' is out of range: clients at once, 1 to 1000"),
+        ("concurrency", "2.5", "--concurrency='2.5' is not a whole number"),
         ("path", "db/", "--path 'db/': give a path such as /healthz"),
         ("env", ["NO_EQUALS"], "--env 'NO_EQUALS': write it as NAME=VALUE"),
         ("env", ["1X=2"], "--env '1X=2': write it as NAME=VALUE"),
@@ -142,7 +152,7 @@ def test_options_are_parsed_and_env_pairs_kept() -> None:
 def test_bad_options_are_one_clear_line(option: str, value: object, message: str) -> None:
     """Each bad option is refused before anything starts, naming the option and the fix."""
     with pytest.raises(VerifyError) as raised:
-        verify.parse_options("app:1", host_cpus=2, **{option: value})  # type: ignore[arg-type]
+        parse_options("app:1", host_cpus=2, **{option: value})  # type: ignore[arg-type]
 
     assert str(raised.value).startswith(message)
     assert "\n" not in str(raised.value)
@@ -155,4 +165,138 @@ def test_cli_bad_option_exits_1_before_touching_docker() -> None:
     code = cli.main(["verify", "app:1", "--duration", "-3"], stdout=out, stderr=err)
 
     assert (1, "") == (code, out.getvalue())
-    assert "kitbuild: error: --duration -3: use 1 to 600 seconds\n" == err.getvalue()
+    assert (
+        "kitbuild: error: --duration='-3' is out of range: seconds of load, 1 to 600\n"
+        == err.getvalue()
+    )
+
+
+# ----------------------------------------------------------- run_verify, with fakes wired in
+
+
+class FakeApp:
+    """An app answering on a real local port, with the plan above."""
+
+    def __init__(self, port: int) -> None:
+        """Answer on ``port``."""
+        self.port = port
+        self.record = PLAN
+
+
+class FakeStack:
+    """Records the stages; its app is a real local HTTP server answering ``status``."""
+
+    def __init__(self, port: int) -> None:
+        """Serve on ``port``."""
+        self.port = port
+        self.calls: list[str] = []
+
+    def start_database(self, image: str, max_connections: int, credentials: object) -> None:
+        """Record the start."""
+        self.calls.append(f"database {image} {max_connections}")
+
+    def run_migrate(self, image: str, environment: dict[str, str], *, timeout: float) -> None:
+        """Record the migration, with the limit the app is told."""
+        self.calls.append(f"migrate {environment['DATABASE_MAX_CONNECTIONS']}")
+
+    def start_app(self, image: str, environment: object, *, cpus: float, timeout: float) -> FakeApp:
+        """Record the start."""
+        self.calls.append(f"app {image} {cpus:g}")
+        return FakeApp(self.port)
+
+    def server_port(self) -> int:
+        """Any port: the fake monitor does not connect."""
+        return 3306
+
+    def app_running(self) -> bool:
+        """Still up."""
+        return True
+
+    def close(self) -> None:
+        """Record the cleanup."""
+        self.calls.append("close")
+
+
+class FakeMonitor:
+    """Server counters: the app held 36 connections and nothing was refused."""
+
+    def __init__(self) -> None:
+        """Open."""
+        self.closed = False
+
+    def status(self, name: str) -> int:
+        """Max_used_connections 37 (36 + the monitor), no error 1040."""
+        return {"Max_used_connections": 37, "Connection_errors_max_connections": 0}[name]
+
+    def sessions_of(self, user: str) -> int:
+        """The app's 36 persistent connections."""
+        return 36
+
+    def close(self) -> None:
+        """Closed."""
+        self.closed = True
+
+
+@pytest.fixture(name="page")
+def _page() -> Iterator[tuple[int, list[int]]]:
+    """A real HTTP server on a free loopback port; set the list's status to what it answers."""
+    status = [200]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status[0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], status
+    server.shutdown()
+    server.server_close()
+
+
+def test_run_verify_wires_the_stages_in_order_and_judges(page: tuple[int, list[int]]) -> None:
+    """Start, migrate, serve, probe, load, judge; the monitor and the stack are closed."""
+    port, _ = page
+    stack, monitor = FakeStack(port), FakeMonitor()
+    loads: list[tuple[int, str, int, float]] = []
+
+    def load(*args: object) -> LoadResult:
+        loads.append(args)  # type: ignore[arg-type]
+        return load_of(200, 200, 200)
+
+    options = parse_options("app:1", max_connections="40", path="/db/", duration="5", host_cpus=2)
+    report = run_verify(options, stack=stack, monitor=lambda *_: monitor, load=load, say=str)
+
+    assert [
+        "database kitbuild/mysql:latest 40",
+        "migrate 40",
+        "app app:1 1",
+        "close",
+    ] == stack.calls
+    assert [(port, "/db/", 5 * 3 * 12, 5.0)] == loads
+    assert (True, 36) == (report.verdict.passed, report.measured.app_peak)
+    assert monitor.closed
+
+
+def test_run_verify_stops_on_a_page_that_fails_and_still_cleans_up(
+    page: tuple[int, list[int]],
+) -> None:
+    """A --path answering 404 before any load is one VerifyError line, and the stack is closed."""
+    port, status = page
+    status[0] = 404
+    stack = FakeStack(port)
+
+    with pytest.raises(VerifyError, match="GET /nope/ answered 404 before any load"):
+        run_verify(
+            parse_options("app:1", path="/nope/", host_cpus=2),
+            stack=stack,
+            monitor=lambda *_: FakeMonitor(),
+            load=lambda *_: load_of(200),
+            say=str,
+        )
+    assert "close" == stack.calls[-1]

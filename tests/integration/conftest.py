@@ -1,4 +1,8 @@
-"""Fixtures for tests that need the Docker engine: they build and run real images."""
+"""Fixtures for tests that need the Docker engine: they build and run real images.
+
+Every container a test starts goes through the same gateway and helpers as the product
+(:class:`~builder.engine.DockerGateway`, :class:`~builder.verify.stack.VerifyStack`).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,11 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 
 from builder import cli
-from builder.docker_gateway import DockerGateway
-from builder.mysql_image import ensure_mysql_image
+from builder.build.service_images import MYSQL
+from builder.engine import DockerGateway
 
 ROOT = Path(__file__).parent.parent.parent
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
@@ -66,14 +69,6 @@ def mysite_image(build_with_cli: object) -> Built:
 
 
 @pytest.fixture(scope="session")
-def docker_client(gateway: DockerGateway) -> Iterator[docker.DockerClient]:
-    """A Docker SDK client for tests that run containers themselves; closed at the end."""
-    client = docker.from_env()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
 def mysql_server_image(gateway: DockerGateway) -> str:
     """kitbuild/mysql:latest, made if missing or stale (it is never pulled)."""
-    return ensure_mysql_image(gateway)
+    return MYSQL.ensure(gateway)

@@ -28,9 +28,12 @@ from typing import Any
 import pytest
 
 from builder import cli
-from builder.docker_gateway import DockerGateway
-from builder.load import Load
-from builder.nginx_image import ensure_nginx_image
+from builder.build.service_images import NGINX
+from builder.engine import Container, DockerGateway
+from builder.verify.load import Load
+from builder.verify.server import ServerSession
+from kitbuild_runtime import events
+from kitbuild_runtime.events import PlanRecord
 from tests.integration.conftest import Built
 
 pytestmark = pytest.mark.docker
@@ -109,9 +112,7 @@ class Stack:
     env: Path
     values: dict[str, str]
     secrets_dir: Path
-
-    #: The client command in the server image, ending where the statement goes.
-    MYSQL = ("mysql", "-uroot", "--batch", "--skip-column-names", "-e")
+    gateway: DockerGateway
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 300
@@ -129,55 +130,35 @@ class Stack:
             pytest.fail(f"compose {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
         return result
 
-    def containers(self, service: str) -> list[str]:
-        """The ids of a service's containers, stopped ones included."""
-        return self.compose("ps", "-q", service).stdout.split()
+    def containers(self, service: str) -> list[Container]:
+        """A service's containers, stopped ones included."""
+        return [self.gateway.container(i) for i in self.compose("ps", "-q", service).stdout.split()]
 
-    def inspect(self, container: str) -> dict[str, Any]:
-        """`docker inspect` of one container."""
-        output = subprocess.run(
-            ["docker", "inspect", container], capture_output=True, text=True, check=True
-        ).stdout
-        record: dict[str, Any] = json.loads(output)[0]
+    def events(self, container: Container, event: str) -> list[dict[str, Any]]:
+        """The JSON lines of one event kind a container printed on stdout."""
+        return events.read(container.logs(stderr=False), event)
+
+    def plan(self, container: Container) -> PlanRecord:
+        """The plan a web container logged."""
+        record = events.find_plan(container.logs(stderr=False))
+        assert record is not None, container.logs()[-2000:]
         return record
 
-    def stdout(self, container: str) -> str:
-        """A container's stdout (the entrypoint's JSON lines, gunicorn's access log)."""
-        return subprocess.run(
-            ["docker", "logs", container], capture_output=True, text=True, check=True
-        ).stdout
-
-    def events(self, container: str, event: str) -> list[dict[str, Any]]:
-        """The JSON lines of one event kind a container printed."""
-        found = []
-        for line in self.stdout(container).splitlines():
-            if line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    record = json.loads(line)
-                    if isinstance(record, dict) and record.get("event") == event:
-                        found.append(record)
-        return found
-
-    def sql(self, statement: str) -> list[list[str]]:
-        """Run SQL as root inside the db container (one short session); rows of strings."""
+    def root(self) -> ServerSession:
+        """A root session on the db container, at its address on the project's network."""
         (db,) = self.containers("db")
         password = (self.secrets_dir / "db_root_password").read_text().strip()
-        result = subprocess.run(
-            [*("docker", "exec", "-e", f"MYSQL_PWD={password}", db), *self.MYSQL, statement],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return [line.split("\t") for line in result.stdout.splitlines()]
+        address = db.address(f"{self.project}_default")
+        return ServerSession(address, 3306, user="root", password=password)
 
-    def wait_healthy(self, service: str, count: int, within: float = 150) -> list[str]:
-        """Wait until ``count`` containers of ``service`` report healthy; return their ids."""
+    def wait_healthy(self, service: str, count: int, within: float = 150) -> list[Container]:
+        """Wait until ``count`` containers of ``service`` report healthy; return them."""
         deadline = time.monotonic() + within
         while True:
-            ids = self.containers(service)
-            states = [self.inspect(i)["State"].get("Health", {}).get("Status") for i in ids]
-            if len(ids) == count and all(state == "healthy" for state in states):
-                return ids
+            found = self.containers(service)
+            states = [container.health() for container in found]
+            if len(found) == count and all(state == "healthy" for state in states):
+                return found
             if time.monotonic() > deadline:
                 logs = self.compose("logs", "--no-color", "--tail", "40", check=False).stdout
                 pytest.fail(f"{service}: {states}, not {count} healthy:\n{logs[-4000:]}")
@@ -186,7 +167,12 @@ class Stack:
 
 @contextlib.contextmanager
 def stack(
-    directory: Path, source: Path, overrides: Mapping[str, str], *, web_replicas: int
+    gateway: DockerGateway,
+    directory: Path,
+    source: Path,
+    overrides: Mapping[str, str],
+    *,
+    web_replicas: int,
 ) -> Iterator[Stack]:
     """Bring a project up from a copy of ``source``; always take it down, volumes included."""
     secrets_dir = directory / "secrets"
@@ -206,7 +192,7 @@ def stack(
         **overrides,
     }
     env_file(source, env, values)
-    running = Stack(f"kitbuild-test-{secrets.token_hex(4)}", env, values, secrets_dir)
+    running = Stack(f"kitbuild-test-{secrets.token_hex(4)}", env, values, secrets_dir, gateway)
     try:
         running.compose("up", "-d")
         running.wait_healthy("web", web_replicas)
@@ -221,42 +207,39 @@ def stack(
 @pytest.fixture(scope="module")
 def nginx_image(gateway: DockerGateway) -> str:
     """kitbuild/nginx:latest, made if missing or stale (never pulled)."""
-    return ensure_nginx_image(gateway)
+    return NGINX.ensure(gateway)
+
+
+@pytest.fixture(scope="module")
+def images(mysite_image: Built, mysql_server_image: str, nginx_image: str) -> dict[str, str]:
+    """The env files' image variables, set to the images under test."""
+    return {
+        "APP_IMAGE": mysite_image.tag,
+        "DB_IMAGE": mysql_server_image,
+        "PROXY_IMAGE": nginx_image,
+    }
 
 
 @pytest.fixture(scope="module")
 def staging(
-    tmp_path_factory: pytest.TempPathFactory, mysite_image: Built, mysql_server_image: str
+    gateway: DockerGateway, tmp_path_factory: pytest.TempPathFactory, images: dict[str, str]
 ) -> Iterator[Stack]:
     """deploy/staging.env as shipped (60 connections, 1 CPU, 1 replica), plus one typo."""
-    overrides = {
-        "APP_IMAGE": mysite_image.tag,
-        "DB_IMAGE": mysql_server_image,
-        "WEB_PORT": str(free_port()),
-        TYPO: "30",
-    }
+    overrides = {**images, "WEB_PORT": str(free_port()), TYPO: "30"}
     directory = tmp_path_factory.mktemp("staging")
-    with stack(directory, DEPLOY / "staging.env", overrides, web_replicas=1) as running:
+    with stack(gateway, directory, DEPLOY / "staging.env", overrides, web_replicas=1) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def production(
-    tmp_path_factory: pytest.TempPathFactory,
-    mysite_image: Built,
-    mysql_server_image: str,
-    nginx_image: str,
+    gateway: DockerGateway, tmp_path_factory: pytest.TempPathFactory, images: dict[str, str]
 ) -> Iterator[Stack]:
     """deploy/production.env as shipped: 3 replicas at 1.5 CPUs, 200 connections, the proxy."""
-    overrides = {
-        "APP_IMAGE": mysite_image.tag,
-        "DB_IMAGE": mysql_server_image,
-        "PROXY_IMAGE": nginx_image,
-        "PROXY_PORT": str(free_port()),
-    }
+    overrides = {**images, "PROXY_PORT": str(free_port())}
     directory = tmp_path_factory.mktemp("production")
-    with stack(directory, DEPLOY / "production.env", overrides, web_replicas=3) as running:
-        yield running
+    with stack(gateway, directory, DEPLOY / "production.env", overrides, web_replicas=3) as up:
+        yield up
 
 
 # ------------------------------------------------------------------- the file, statically
@@ -318,7 +301,9 @@ def test_without_an_env_file_compose_says_what_to_set() -> None:
     ), result.stderr
 
 
-def test_a_port_already_taken_is_reported_by_compose(tmp_path: Path, mysite_image: Built) -> None:
+def test_a_port_already_taken_is_reported_by_compose(
+    tmp_path: Path, mysite_image: Built, gateway: DockerGateway
+) -> None:
     """WEB_PORT in use on 127.0.0.1: `up` fails and says the address is already in use."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -335,7 +320,7 @@ def test_a_port_already_taken_is_reported_by_compose(tmp_path: Path, mysite_imag
                 "WEB_PORT": str(port),
             },
         )
-        running = Stack(f"kitbuild-test-{secrets.token_hex(4)}", env, {}, tmp_path / "s")
+        running = Stack(f"kitbuild-test-{secrets.token_hex(4)}", env, {}, tmp_path / "s", gateway)
         try:
             result = running.compose("up", "-d", "--no-deps", "web", check=False)
         finally:
@@ -363,25 +348,25 @@ def test_web_logs_the_plan_its_env_file_asks_for(staging: Stack, tmp_path: Path)
     The server really runs with max_connections=60, and the app does not warn of a mismatch.
     """
     (web,) = staging.containers("web")
-    (plan,) = staging.events(web, "kitbuild.plan")
+    (record,) = [PlanRecord.from_dict(line) for line in staging.events(web, events.PLAN)]
+    plan = record.as_dict()
     expected = cli_plan(tmp_path, "1", "60", "1")
 
     assert numbers(expected) == {key: plan[key] for key in numbers(expected)}
     assert plan["reasons"]["cpus"].endswith("CPU quota")  # read from the cgroup, not given
-    assert [["60"]] == staging.sql("SELECT @@max_connections")
-    assert 60 == plan["server_max_connections"]
-    mismatch = [
-        w for w in staging.events(web, "kitbuild.warning") if "server allows" in w["message"]
-    ]
+    with staging.root() as session:
+        assert 60 == session.variable("max_connections")
+    assert 60 == record.server_max_connections
+    mismatch = [w for w in staging.events(web, events.WARNING) if "server allows" in w["message"]]
     assert [] == mismatch
 
 
 def test_a_misspelt_variable_in_the_env_file_is_warned_about(staging: Stack) -> None:
     """GUNICORN_TIMOUT in the env file reaches web, which warns and names GUNICORN_TIMEOUT."""
     (web,) = staging.containers("web")
-    warnings = [w for w in staging.events(web, "kitbuild.warning") if w.get("variable") == TYPO]
+    warnings = [w for w in staging.events(web, events.WARNING) if w.get("variable") == TYPO]
 
-    assert 1 == len(warnings), staging.stdout(web)[-2000:]
+    assert 1 == len(warnings), web.logs()[-2000:]
     assert MEANT == warnings[0]["closest"]
 
 
@@ -389,7 +374,7 @@ def test_migrate_ran_once_and_finished_before_web_started(staging: Stack) -> Non
     """The one-shot migrate container exited 0 before the web container started."""
     (migrate,) = staging.containers("migrate")
     (web,) = staging.containers("web")
-    migrate_state, web_state = staging.inspect(migrate)["State"], staging.inspect(web)["State"]
+    migrate_state, web_state = migrate.inspect()["State"], web.inspect()["State"]
 
     assert ("exited", 0) == (migrate_state["Status"], migrate_state["ExitCode"])
     assert migrate_state["FinishedAt"] < web_state["StartedAt"]
@@ -404,7 +389,7 @@ def test_web_runs_read_only_limited_restarted_and_rotated_with_file_secrets(
     is in its environment.
     """
     (web,) = staging.containers("web")
-    config = staging.inspect(web)
+    config = web.inspect()
     host, env = config["HostConfig"], config["Config"]["Env"]
     secret_values = [p.read_text().strip() for p in staging.secrets_dir.iterdir()]
 
@@ -432,7 +417,7 @@ def test_the_proxy_serves_static_files_and_spreads_pages_over_the_replicas(
     (proxy,) = production.containers("proxy")
     upstreams = {
         line.split("upstream=", 1)[1].split()[0]
-        for line in production.stdout(proxy).splitlines()
+        for line in proxy.logs(stderr=False).splitlines()
         if '"GET /hits/' in line and "upstream=" in line
     }
 
@@ -447,10 +432,8 @@ def test_two_env_files_give_two_plans(staging: Stack, production: Stack, tmp_pat
     Staging: 1 CPU, 60 connections, 1 replica. Production: 1.5 CPUs, 200 connections,
     3 replicas, every replica with the same plan.
     """
-    staging_plans = [staging.events(c, "kitbuild.plan")[0] for c in staging.containers("web")]
-    production_plans = [
-        production.events(c, "kitbuild.plan")[0] for c in production.containers("web")
-    ]
+    staging_plans = [staging.plan(c).as_dict() for c in staging.containers("web")]
+    production_plans = [production.plan(c).as_dict() for c in production.containers("web")]
     expected_staging = numbers(cli_plan(tmp_path, "1", "60", "1"))
     expected_production = numbers(cli_plan(tmp_path, "1.5", "200", "3"))
 
@@ -468,27 +451,23 @@ def test_three_replicas_under_overload_stay_within_the_budget(production: Stack)
     (each is counted while it lasts), never exceeds the budget; the plan's peak over all
     replicas is within it too, and no connection was refused for lack of room.
     """
-    plan = production.events(production.containers("web")[0], "kitbuild.plan")[0]
-    concurrency = min(400, 2 * plan["workers"] * plan["threads"] * plan["containers"])
-    production.sql("FLUSH STATUS")
-    result = Load(
-        int(production.values["PROXY_PORT"]),
-        "/db/sleep/?seconds=0.05",
-        concurrency=concurrency,
-        duration=10,
-    ).run()
-    status = dict(
-        production.sql(
-            "SHOW GLOBAL STATUS WHERE Variable_name IN "
-            "('Max_used_connections', 'Connection_errors_max_connections')"
-        )
-    )
-    max_used = int(status["Max_used_connections"])
-    report = f"{result.summary()}; status={status}; plan={plan}"
+    plan = production.plan(production.containers("web")[0]).plan
+    concurrency = min(400, 2 * plan.workers * plan.threads * plan.containers)
+    with production.root() as session:
+        session.reset_high_water_mark()
+        result = Load(
+            int(production.values["PROXY_PORT"]),
+            "/db/sleep/?seconds=0.05",
+            concurrency=concurrency,
+            duration=10,
+        ).run()
+        max_used = session.status("Max_used_connections")
+        refused = session.status("Connection_errors_max_connections")
+    report = f"{result.summary()}; max_used={max_used}; refused={refused}; plan={plan}"
     print(report)  # the figures, for `pytest -s`
 
     assert {200: result.total} == result.statuses, report
-    assert plan["peak_connections_all"] <= plan["budget"], report
-    assert max_used - MONITOR_CONNECTIONS - HEALTHCHECK_CONNECTIONS <= plan["budget"], report
-    assert max_used <= plan["max_connections"], report
-    assert "0" == status["Connection_errors_max_connections"], report
+    assert plan.peak_connections_all <= plan.budget, report
+    assert max_used - MONITOR_CONNECTIONS - HEALTHCHECK_CONNECTIONS <= plan.budget, report
+    assert max_used <= plan.max_connections, report
+    assert 0 == refused, report

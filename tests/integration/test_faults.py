@@ -12,13 +12,14 @@ import secrets
 import time
 from collections.abc import Iterator
 
-import pymysql
 import pytest
 
-from builder.docker_gateway import DockerGateway
-from builder.load import Load
-from builder.verify import app_environment, parse_options
-from builder.verify_stack import Credentials, RunningApp, VerifyStack
+from builder.engine import DockerGateway
+from builder.verify.load import Load
+from builder.verify.options import parse_options
+from builder.verify.run import app_environment, new_credentials
+from builder.verify.server import Credentials, answers
+from builder.verify.stack import RunningApp, VerifyStack
 from tests.integration.conftest import Built
 
 pytestmark = pytest.mark.docker
@@ -31,40 +32,23 @@ RECOVERY_SECONDS = 10.0
 @pytest.fixture
 def stack(
     gateway: DockerGateway, mysite_image: Built, mysql_server_image: str
-) -> Iterator[tuple[VerifyStack, RunningApp, int, Credentials]]:
+) -> Iterator[tuple[VerifyStack, RunningApp, Credentials]]:
     """Server (max_connections 40), migrated mysite at one CPU; all removed afterwards."""
     options = parse_options(mysite_image.tag)
-    credentials = Credentials(secrets.token_hex(8), "kitbuild", secrets.token_hex(8), "kitbuild")
+    credentials = new_credentials()
     environment = app_environment(options, credentials)
     stack = VerifyStack(gateway, f"faults-{secrets.token_hex(4)}")
     try:
-        server_port = stack.start_database(mysql_server_image, 40, credentials)
+        stack.start_database(mysql_server_image, 40, credentials)
         stack.run_migrate(mysite_image.tag, environment, timeout=120)
         app = stack.start_app(mysite_image.tag, environment, cpus=1.0, timeout=120)
-        yield stack, app, server_port, credentials
+        yield stack, app, credentials
     finally:
         stack.close()
 
 
-def server_answers(port: int, credentials: Credentials) -> bool:
-    """Whether the server accepts a login and answers SELECT 1."""
-    try:
-        connection = pymysql.connect(
-            host="127.0.0.1",
-            port=port,
-            user="root",
-            password=credentials.root_password,
-            connect_timeout=2,
-        )
-    except pymysql.MySQLError:
-        return False
-    with connection, connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        return cursor.fetchone() == (1,)
-
-
 def test_database_restart_under_load_recovers_within_seconds(
-    stack: tuple[VerifyStack, RunningApp, int, Credentials],
+    stack: tuple[VerifyStack, RunningApp, Credentials],
 ) -> None:
     """Restart the server mid-load: requests fail while it is down, then all succeed again.
 
@@ -72,14 +56,14 @@ def test_database_restart_under_load_recovers_within_seconds(
     succeed, and afterwards a burst as wide as all the app's threads is answered in full:
     no worker is stuck on a dead connection.
     """
-    verify_stack, app, server_port, credentials = stack
-    threads = int(app.plan["workers"]) * int(app.plan["threads"])
+    verify_stack, app, credentials = stack
+    threads = app.record.plan.workers * app.record.plan.threads
     load = Load(app.port, PAGE, concurrency=3 * threads, duration=30, timeout=20).start()
     time.sleep(5)
     # The engine publishes a restarted container's port anew, on another host port.
     server_port = verify_stack.restart_database()
     deadline = time.monotonic() + 60
-    while not server_answers(server_port, credentials):
+    while not answers("127.0.0.1", server_port, user="root", password=credentials.root_password):
         assert time.monotonic() < deadline, "the server did not come back within 60 s"
         time.sleep(0.2)
     back = time.monotonic()

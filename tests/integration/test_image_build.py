@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import base, cli, wheelhouse
-from builder.docker_gateway import BuildFailed, DockerGateway
+from builder import cli
+from builder.build import bases, wheelhouse
+from builder.engine import BuildFailed, DockerGateway
 from tests.integration.conftest import PROJECTS, ROOT, Built
 
 pytestmark = pytest.mark.docker
@@ -63,7 +64,7 @@ def test_no_secret_in_history_labels_or_environment(
     assert [] == [line for line in summary.history if secretish.search(line)]
     assert {} == {k: v for k, v in summary.labels.items() if secretish.search(f"{k}={v}")}
     assert [] == [line for line in environment.splitlines() if secretish.search(line)]
-    assert any("collectstatic.py" in line for line in summary.history)
+    assert any("kitbuild_runtime.collectstatic" in line for line in summary.history)
 
 
 def test_labels_name_the_project_and_versions(gateway: DockerGateway, mysite_image: Built) -> None:
@@ -217,9 +218,9 @@ def test_docker_unreachable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 def test_kit_base_target_matches_what_the_image_reports(gateway: DockerGateway) -> None:
     """bases.toml's Python and glibc give the same wheel tags pip reports inside each base."""
-    for suite in base.suites():
-        reference = base.image_reference("build", suite.name)
-        base.ensure_base_images(suite.name, gateway)
+    for suite in bases.suites():
+        reference = bases.image_reference("build", suite.name)
+        bases.ensure_suite(suite.name, gateway)
         assert wheelhouse.target_for(suite.python, suite.glibc, platform.machine()) == (
             wheelhouse.probe_target(gateway, reference)
         )

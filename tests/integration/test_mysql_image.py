@@ -1,4 +1,8 @@
-"""kitbuild/mysql against the real engine: the official mysql/mariadb image contract holds."""
+"""kitbuild/mysql against the real engine: the official mysql/mariadb image contract holds.
+
+These tests start the server with testcontainers' own classes, on purpose: they check that
+a tool written for the official images works on kitbuild's unchanged.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ from testcontainers.community.mysql import MySqlContainer
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-from builder.docker_gateway import DockerGateway
-from builder.mysql_image import MYSQL_IMAGE, ensure_mysql_image
+from builder.build.service_images import MYSQL, MYSQL_IMAGE
+from builder.engine import DockerGateway
 
 pytestmark = pytest.mark.docker
 
@@ -31,7 +35,7 @@ def mysql_image(gateway: DockerGateway) -> Iterator[str]:
         patch.setenv(
             "TESTCONTAINERS_RYUK_DISABLED", os.environ.get("TESTCONTAINERS_RYUK_DISABLED", "true")
         )
-        image = ensure_mysql_image(gateway)
+        image = MYSQL.ensure(gateway)
         assert MYSQL_IMAGE == image
         yield image
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import docker
 import pytest
 
+from builder.engine import ContainerSpec, DockerGateway
 from tests.integration.conftest import Built
 
 pytestmark = pytest.mark.docker
@@ -17,14 +15,6 @@ DB = {
     "DATABASE_USER": "mysite",
     "DATABASE_WAIT_TIMEOUT": "2",
 }
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    """A Docker SDK client, closed after the module."""
-    connection = docker.from_env()
-    yield connection
-    connection.close()
 
 
 CASES = [
@@ -55,22 +45,21 @@ CASES = [
 
 @pytest.mark.parametrize(("env", "command", "message"), CASES)
 def test_bad_configuration_exits_non_zero_with_one_line(
-    client: docker.DockerClient,
+    gateway: DockerGateway,
     mysite_image: Built,
     env: dict[str, str],
     command: list[str],
     message: str,
 ) -> None:
     """The container exits 1 within seconds, its only output one line, no traceback."""
-    container = client.containers.run(
-        mysite_image.tag, command, environment=env, detach=True, network_mode="none"
-    )
+    spec = ContainerSpec(mysite_image.tag, command=command or None, environment=env, network="none")
+    container = gateway.start(spec)
     try:
-        status = container.wait(timeout=60)["StatusCode"]
-        stderr = container.logs(stdout=False, stderr=True).decode()
-        stdout = container.logs(stdout=True, stderr=False).decode()
+        status = container.wait(timeout=60)
+        stderr = container.logs(stdout=False)
+        stdout = container.logs(stderr=False)
     finally:
-        container.remove(force=True)
+        container.remove()
 
     assert 1 == status
     assert stderr.startswith("kitbuild: error: ")

@@ -15,15 +15,13 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
 
-import docker
 import pytest
 
 from builder import cli
-from builder.docker_gateway import DockerGateway
-from builder.verify import EXIT_PROMISE_FAILED
-from builder.verify_stack import RUN_LABEL
+from builder.engine import DockerGateway
+from builder.verify.run import EXIT_PROMISE_FAILED
+from builder.verify.stack import RUN_LABEL
 from tests.integration.conftest import ROOT, Built
 
 pytestmark = pytest.mark.docker
@@ -39,22 +37,14 @@ def verify_cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def leftovers(client: docker.DockerClient) -> list[str]:
-    """Containers and networks of any verify run still present."""
-    selector = {"label": RUN_LABEL}
-    containers = [c.name for c in client.containers.list(all=True, filters=selector)]
-    networks = [n.name for n in client.networks.list(filters=selector)]
-    return containers + networks
-
-
 @pytest.fixture
-def clean_engine(docker_client: docker.DockerClient) -> docker.DockerClient:
+def clean_engine(gateway: DockerGateway) -> DockerGateway:
     """The engine, with no verify leftovers before the test (and a check after it)."""
-    assert [] == leftovers(docker_client)
-    return docker_client
+    assert [] == gateway.labelled(RUN_LABEL)
+    return gateway
 
 
-def test_mysite_keeps_its_promise(mysite_image: Built, clean_engine: Any) -> None:
+def test_mysite_keeps_its_promise(mysite_image: Built, clean_engine: DockerGateway) -> None:
     """`verify IMAGE --json` passes: peak within the budget, nothing refused, nothing failed."""
     code, out, err = verify_cli(mysite_image.tag, "--json", "--duration", "8", "--path", SLOW_PAGE)
 
@@ -68,11 +58,11 @@ def test_mysite_keeps_its_promise(mysite_image: Built, clean_engine: Any) -> Non
     )
     assert report["app_peak_connections"] <= report["budget"]
     assert report["max_used_connections"] >= report["app_connections_after_load"] > 0
-    assert [] == leftovers(clean_engine)
+    assert [] == clean_engine.labelled(RUN_LABEL)
 
 
 def test_seed_recipe_breaks_the_promise_and_verify_says_so(
-    mysite_image: Built, clean_engine: Any
+    mysite_image: Built, clean_engine: DockerGateway
 ) -> None:
     """The negative control: the seed's 5 x 96 threads, a connection per request, fails.
 
@@ -99,19 +89,38 @@ def test_seed_recipe_breaks_the_promise_and_verify_says_so(
     assert report["app_peak_connections"] > report["budget"]
     assert report["statuses"].get("500", 0) > 0
     assert len(report["failures"]) >= 3, report["failures"]
-    assert [] == leftovers(clean_engine)
+    assert [] == clean_engine.labelled(RUN_LABEL)
 
 
-def test_mysql_container_image_that_cannot_be_had(mysite_image: Built, clean_engine: Any) -> None:
-    """A server image that is neither here nor pullable: one line, exit 1, nothing started."""
-    code, out, err = verify_cli(mysite_image.tag, "--database-image", "kitbuild-absent/mysql:8.4")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--database-image", "kitbuild-absent/mysql:8.4"],
+            "kitbuild: error: database image kitbuild-absent/mysql:8.4 is not here and cannot "
+            "be pulled: pull it where a registry answers, or use kitbuild/mysql:latest "
+            "(`kitbuild base`)",
+        ),
+        (
+            ["--path", "/no/such/page/"],
+            "kitbuild: error: GET /no/such/page/ answered 404 before any load: pass --path a "
+            "page of the project that uses the database (the default /healthz always does)",
+        ),
+    ],
+    ids=["server image that cannot be had", "page that is not found"],
+)
+def test_a_run_that_cannot_be_made_stops_with_one_line(
+    argv: list[str], message: str, mysite_image: Built, clean_engine: DockerGateway
+) -> None:
+    """A server image neither here nor pullable, or a --path that answers 404 before any load.
+
+    Either way: one line, exit 1, and nothing left behind.
+    """
+    code, out, err = verify_cli(mysite_image.tag, *argv)
 
     assert (1, "") == (code, out)
-    assert err.splitlines()[-1] == (
-        "kitbuild: error: database image kitbuild-absent/mysql:8.4 is not here and cannot be "
-        "pulled: pull it where a registry answers, or use kitbuild/mysql:latest (`kitbuild base`)"
-    )
-    assert [] == leftovers(clean_engine)
+    assert message == err.splitlines()[-1]
+    assert [] == clean_engine.labelled(RUN_LABEL)
 
 
 @pytest.mark.parametrize(
@@ -130,29 +139,17 @@ def test_mysql_container_image_that_cannot_be_had(mysite_image: Built, clean_eng
     ],
 )
 def test_images_that_cannot_be_verified(
-    image: str, message: str, mysql_server_image: str, clean_engine: Any
+    image: str, message: str, mysql_server_image: str, clean_engine: DockerGateway
 ) -> None:
     """A missing image, or one kitbuild did not build: one line, exit 1."""
     code, out, err = verify_cli(image)
 
     assert (1, "", f"kitbuild: error: {message}\n") == (code, out, err)
-    assert [] == leftovers(clean_engine)
-
-
-def test_page_that_is_not_found_stops_the_run(mysite_image: Built, clean_engine: Any) -> None:
-    """A --path that answers 404 stops before the load, says so, and removes everything."""
-    code, out, err = verify_cli(mysite_image.tag, "--path", "/no/such/page/")
-
-    assert (1, "") == (code, out)
-    assert err.splitlines()[-1] == (
-        "kitbuild: error: GET /no/such/page/ answered 404 before any load: pass --path a page "
-        "of the project that uses the database (the default /healthz always does)"
-    )
-    assert [] == leftovers(clean_engine)
+    assert [] == clean_engine.labelled(RUN_LABEL)
 
 
 def test_app_that_cannot_start_is_reported_with_its_own_line(
-    mysite_image: Built, clean_engine: Any
+    mysite_image: Built, clean_engine: DockerGateway
 ) -> None:
     """An app that exits at start (here: a bad setting) fails the run with the app's reason."""
     code, _, err = verify_cli(mysite_image.tag, "--env", "GUNICORN_TIMEOUT=never")
@@ -161,7 +158,7 @@ def test_app_that_cannot_start_is_reported_with_its_own_line(
     last = err.splitlines()[-1]
     assert last.startswith("kitbuild: error: `migrate` in ")
     assert "GUNICORN_TIMEOUT" in last
-    assert [] == leftovers(clean_engine)
+    assert [] == clean_engine.labelled(RUN_LABEL)
 
 
 def test_docker_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,7 +174,7 @@ def test_docker_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_removes_everything(
-    signal_number: int, mysite_image: Built, gateway: DockerGateway, clean_engine: Any
+    signal_number: int, mysite_image: Built, clean_engine: DockerGateway
 ) -> None:
     """Ctrl-C (or SIGTERM) in the middle of the load: exit 130, every container removed."""
     with subprocess.Popen(
@@ -197,7 +194,7 @@ def test_interrupted_run_removes_everything(
                     break
             else:
                 pytest.fail(f"the run ended before its load: {''.join(seen)}")
-            assert len(leftovers(clean_engine)) >= 3  # server, app and network
+            assert len(clean_engine.labelled(RUN_LABEL)) >= 3  # server, app and network
             time.sleep(2)
             process.send_signal(signal_number)
             _, err = process.communicate(timeout=90)
@@ -209,4 +206,4 @@ def test_interrupted_run_removes_everything(
     assert 130 == process.returncode
     assert err.rstrip().endswith("kitbuild: interrupted")
     assert "Traceback" not in err
-    assert [] == leftovers(clean_engine)
+    assert [] == clean_engine.labelled(RUN_LABEL)

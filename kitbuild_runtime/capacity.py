@@ -1,14 +1,14 @@
 """Capacity plan: gunicorn workers and threads from the container's limits and the DB budget.
 
 This module is the single source of truth for the sizing arithmetic. ``kitbuild plan``
-uses it on the host and the image's entrypoint uses a copy of it inside the container,
+uses it on the host and the image's entrypoint uses the same package inside the container,
 so it depends on the standard library only, runs on any Python >= 3.9 and does no I/O
 at import time.
 
 It has three layers, kept apart so each can be tested on its own:
 
-* parsing: pure functions that turn one cgroup file's text or one setting's text into
-  a number, or raise :class:`PlanError` with a one-line message;
+* parsing: pure functions that turn one cgroup file's text into a number; settings are
+  parsed by :mod:`kitbuild_runtime.values`, which raises a one-line :class:`PlanError`;
 * reading: :func:`read_limits` reads the cgroup files under a root directory (a fixture
   tree in tests) and :func:`read_settings` picks each setting from flags, environment
   or its default;
@@ -19,12 +19,13 @@ It has three layers, kept apart so each can be tested on its own:
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
+
+from kitbuild_runtime import values
+from kitbuild_runtime.values import ConfigError, format_bytes
 
 _T = TypeVar("_T")
 
@@ -48,7 +49,7 @@ DEFAULT_MAX_THREADS = 16
 DEFAULT_WORKER_MEMORY = 128 * 1024 * 1024
 
 
-class PlanError(ValueError):
+class PlanError(ConfigError):
     """An input that cannot be planned with; ``str()`` is one line for the user."""
 
 
@@ -105,33 +106,6 @@ def parse_memory_limit(text: str) -> int | None:
     if limit <= 0:
         raise ValueError(f"memory limit {limit} must be positive")
     return None if limit >= UNLIMITED_MEMORY_THRESHOLD else limit
-
-
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1024,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1024**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1024**3,
-    "gib": 1024**3,
-    "t": 1024**4,
-    "tb": 1024**4,
-    "tib": 1024**4,
-}
-_SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
-
-def format_bytes(size: int) -> str:
-    """Render a byte count the way Docker's ``--memory`` flag writes it (binary units)."""
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor:
-            return f"{size / factor:g} {unit}"
-    return f"{size} B"
 
 
 # ------------------------------------------------------------------------- settings
@@ -225,62 +199,21 @@ class Settings:
     max_threads: int = DEFAULT_MAX_THREADS
 
 
-def _whole(label: str, text: str, low: int, high: int, meaning: str) -> int:
-    value = text.strip()
-    if not re.fullmatch(r"[+-]?\d+", value):
-        raise PlanError(f"{label}={text!r} is not a whole number: {meaning}, {low} to {high}")
-    number = int(value)
-    if not low <= number <= high:
-        raise PlanError(f"{label}={text!r} is out of range: {meaning}, {low} to {high}")
-    return number
-
-
-def _cpus(label: str, text: str) -> float:
-    try:
-        number = float(text.strip())
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and 0.01 <= number <= 4096):
-        raise PlanError(
-            f"{label}={text!r} is not a CPU count: use a number from 0.01 to 4096, e.g. 1.5"
-        )
-    return number
-
-
-def _size(label: str, text: str) -> int:
-    match = _SIZE_PATTERN.match(text)
-    unit = match.group(2).lower() if match else ""
-    if not match or unit not in _SIZE_UNITS:
-        raise PlanError(f"{label}={text!r} is not a size: use bytes or a unit, e.g. 512M or 2G")
-    size = int(float(match.group(1)) * _SIZE_UNITS[unit])
-    if not 16 * 1024**2 <= size <= 1024**5:
-        raise PlanError(f"{label}={text!r} is out of range: use 16M to 1024T")
-    return size
+def _whole(low: int, high: int, meaning: str) -> Callable[[str, str], object]:
+    return lambda label, text: values.whole(label, text, low, high, meaning)
 
 
 _PARSERS: dict[str, Callable[[str, str], object]] = {
-    "cpus": _cpus,
-    "memory": _size,
-    "worker_memory": _size,
-    "max_connections": lambda label, text: _whole(
-        label, text, 1, 100_000, "the server's max_connections"
-    ),
-    "reserved": lambda label, text: _whole(
-        label, text, 0, 100_000, "connections kept back from the budget"
-    ),
-    "connections_per_thread": lambda label, text: _whole(
-        label, text, 1, 100, "DB connections per gunicorn thread"
-    ),
-    "replicas": lambda label, text: _whole(
-        label, text, 1, 10_000, "containers sharing the database"
-    ),
-    "surge": lambda label, text: _whole(
-        label, text, 0, 10_000, "extra containers during a rolling update"
-    ),
-    "workers": lambda label, text: _whole(label, text, 1, 1024, "gunicorn worker processes"),
-    "max_threads": lambda label, text: _whole(
-        label, text, 0, 10_000, "threads per worker, 0 for no cap"
-    ),
+    "cpus": values.cpus,
+    "memory": values.size,
+    "worker_memory": values.size,
+    "max_connections": _whole(1, 100_000, "the server's max_connections"),
+    "reserved": _whole(0, 100_000, "connections kept back from the budget"),
+    "connections_per_thread": _whole(1, 100, "DB connections per gunicorn thread"),
+    "replicas": _whole(1, 10_000, "containers sharing the database"),
+    "surge": _whole(0, 10_000, "extra containers during a rolling update"),
+    "workers": _whole(1, 1024, "gunicorn worker processes"),
+    "max_threads": _whole(0, 10_000, "threads per worker, 0 for no cap"),
 }
 
 
@@ -293,7 +226,7 @@ def read_settings(
     Returns the settings and, for each setting that was given, where it came from.
     An empty environment variable counts as not set.
     """
-    values: dict[str, object] = {}
+    parsed: dict[str, object] = {}
     sources: dict[str, str] = {}
     for setting in SETTINGS:
         flag_text = flags.get(setting.name)
@@ -304,9 +237,12 @@ def read_settings(
             label, text = setting.env, env_text
         else:
             continue
-        values[setting.name] = _PARSERS[setting.name](label, text)
+        try:
+            parsed[setting.name] = _PARSERS[setting.name](label, text)
+        except ConfigError as error:
+            raise PlanError(str(error)) from None
         sources[setting.name] = label
-    return Settings(**values), sources  # type: ignore[arg-type]
+    return Settings(**parsed), sources  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- reading
@@ -416,6 +352,14 @@ class Plan:
         data = dataclasses.asdict(self)
         data["reasons"] = dict(self.reasons)
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """The plan :meth:`as_dict` wrote; keys it does not know are ignored."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        fields = {name: value for name, value in data.items() if name in names}
+        fields["reasons"] = dict(fields.get("reasons") or {})
+        return cls(**fields)
 
 
 def _effective_cpus(settings: Settings, limits: Limits) -> tuple[float, str]:

@@ -1,8 +1,14 @@
-"""Build an image of a Django project: inspect, fetch, render, deliver.
+"""Build an image of a Django project: inspect, find the bases, fetch, render, publish.
 
-Each stage has a small contract. :func:`build_project` wires them; the CLI chooses the
-delivery: :class:`DockerBuild` builds the context with the engine, :class:`RenderOnly`
-writes it to a directory and builds nothing (the dry run).
+Each stage has a small contract, and :func:`build_project` wires them. The command
+chooses the implementations:
+
+* :class:`BaseSource` finds the inputs the project does not carry: the base images and
+  the Python they run. :class:`EngineBases` makes kitbuild's bases when they are missing
+  (or checks the user's); :class:`NamedBases` only names them.
+* :class:`Publisher` is the last stage: :class:`EngineBuild` builds the context with the
+  engine; :class:`ContextDirectory` writes it to a directory and builds nothing (the dry
+  run), a real implementation of the same contract rather than a flag.
 """
 
 from __future__ import annotations
@@ -16,14 +22,15 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from builder import __version__, base, render, wheelhouse
+from builder import __version__
+from builder.build import bases, context, wheelhouse
+from builder.build.project import Project, inspect_project
 from builder.errors import KitError
-from builder.project import Project, inspect_project
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from builder.docker_gateway import DockerGateway
+    from builder.engine import DockerGateway
 
 #: Added when the project does not bring its own (Django's documented MySQL driver; it
 #: is compiled in the build stage, so the runtime image carries only its 0.6 MB library).
@@ -56,27 +63,31 @@ class BuildOptions:
 
 @dataclasses.dataclass(frozen=True)
 class BuildResult:
-    """What a delivery produced: an image, or a context on disk."""
+    """What a publisher produced: an image, or a context on disk."""
 
     tag: str
-    image_id: str | None = None
-    size: int | None = None
-    context: Path | None = None
+    image_id: str | None  # None for a context on disk
+    size: int | None
+    context: Path | None  # None for an image
 
 
-class Delivery(Protocol):
-    """The last stage: what happens to a rendered context."""
+class BaseSource(Protocol):
+    """Finds what the build starts from: the base images, and the Python they run."""
 
-    def base_images(self, suite: str | None, base_image: str | None) -> base.BaseImages:
-        """Name (and, when building, make or pull) the build and runtime images."""
+    def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
+        """The build and runtime images: the suite's, or the user's ``base_image``."""
         ...
 
     def probe(self, image: str) -> wheelhouse.Target:
         """Ask a user-supplied base image which Python and platform it has."""
         ...
 
-    def deliver(self, context: Path, tag: str) -> BuildResult:
-        """Turn the context into the result (consumes the context directory)."""
+
+class Publisher(Protocol):
+    """The last stage: what happens to a rendered context."""
+
+    def publish(self, context_dir: Path, tag: str) -> BuildResult:
+        """Turn the context into the result (the context directory is removed afterwards)."""
         ...
 
 
@@ -111,7 +122,7 @@ def image_requirements(project: Project) -> list[str]:
 
 
 def image_labels(
-    project: Project, tag: str, images: base.BaseImages, django: str
+    project: Project, tag: str, images: bases.BaseImages, django: str
 ) -> dict[str, str]:
     """OCI and kitbuild labels; none of them carries anything secret."""
     return {
@@ -131,8 +142,9 @@ def image_labels(
 
 def build_project(
     options: BuildOptions,
-    delivery: Delivery,
     *,
+    sources: BaseSource,
+    publisher: Publisher,
     fetch: Callable[..., wheelhouse.Wheelhouse] = wheelhouse.fetch,
     say: Callable[[str], None] = print,
     workdir: Path | None = None,
@@ -143,11 +155,11 @@ def build_project(
     )
     tag = check_tag(options.tag) if options.tag else default_tag(project)
     if options.base_image is not None:
-        images = delivery.base_images(None, options.base_image)
-        target = delivery.probe(options.base_image)
+        images = sources.base_images(None, options.base_image)
+        target = sources.probe(options.base_image)
     else:
-        suite = base.choose_suite(project.django_requirement)
-        images = delivery.base_images(suite.name, None)
+        suite = bases.choose_suite(project.django_requirement)
+        images = sources.base_images(suite.name, None)
         target = wheelhouse.target_for(suite.python, suite.glibc, platform.machine())
     say(
         f"kitbuild: {project.name}: settings {project.settings_module}, Python {target.python}"
@@ -159,100 +171,105 @@ def build_project(
         requirements = image_requirements(project)
         fetched = fetch(requirements, target, staging / "kitbuild" / "wheels", say=say)
         django = fetched.version_of("django") or "unknown"
-        spec = render.ContextSpec(
+        spec = context.ContextSpec(
             project=project,
             build_image=images.build,
             runtime_image=images.runtime,
             requirements=requirements,
             labels=image_labels(project, tag, images, django),
         )
-        render.write_context(spec, staging)
-        return delivery.deliver(staging, tag)
+        context.write_context(spec, staging)
+        return publisher.publish(staging, tag)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-class DockerBuild:
-    """Deliver by building with the Docker engine, with the network disabled."""
+class EngineBases:
+    """Make kitbuild's base images when missing, or check (or pull) the user's; probe it."""
 
     def __init__(
         self,
-        connect: Callable[[], DockerGateway],
+        gateway: Callable[[], DockerGateway],
         *,
-        on_output: Callable[[str], None],
+        runner: bases.Runner = bases.run_command,
         say: Callable[[str], None] = print,
-        runner: base.Runner = base.run_command,
-        nocache: bool = False,
     ) -> None:
-        """Build through the gateway ``connect`` gives, streaming output to ``on_output``.
-
-        The engine is reached only when first needed, so a bad project is reported as
-        such even when Docker is down.
-        """
-        self._connect = connect
-        self._gateway: DockerGateway | None = None
-        self._on_output = on_output
-        self._say = say
+        """Reach the engine through ``gateway`` (connected on first use)."""
+        self._gateway = gateway
         self._runner = runner
-        self._nocache = nocache
+        self._say = say
 
-    @property
-    def gateway(self) -> DockerGateway:
-        """The engine, connected on first use."""
-        if self._gateway is None:
-            self._gateway = self._connect()
-        return self._gateway
-
-    def base_images(self, suite: str | None, base_image: str | None) -> base.BaseImages:
-        """Make kit base images that are missing, or check (or pull) the user's."""
-        return base.ensure_base_images(
-            suite, self.gateway, base_image=base_image, runner=self._runner, say=self._say
-        )
+    def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
+        """The suite's images, made when missing, or the user's image, pulled if need be."""
+        if base_image is not None:
+            return bases.ensure_given(base_image, self._gateway())
+        assert suite is not None
+        return bases.ensure_suite(suite, self._gateway(), runner=self._runner, say=self._say)
 
     def probe(self, image: str) -> wheelhouse.Target:
         """Ask the image's Python."""
-        return wheelhouse.probe_target(self.gateway, image)
-
-    def deliver(self, context: Path, tag: str) -> BuildResult:
-        """Build with no network: everything the image needs is in the context."""
-        image_id = self.gateway.build(
-            context, tag, network_mode="none", nocache=self._nocache, on_output=self._on_output
-        )
-        summary = self.gateway.summary(tag)
-        return BuildResult(tag=tag, image_id=summary.id or image_id, size=summary.size)
+        return wheelhouse.probe_target(self._gateway(), image)
 
 
-class RenderOnly:
-    """Deliver by writing the context to a directory; nothing is built (the dry run)."""
+class NamedBases:
+    """Name the base images without making any (for a context that is only written)."""
 
-    def __init__(self, destination: Path, gateway: Callable[[], DockerGateway]) -> None:
-        """Write into ``destination``; ``gateway`` connects only if a probe is needed."""
-        self._destination = destination
+    def __init__(self, gateway: Callable[[], DockerGateway]) -> None:
+        """``gateway`` connects only if a user's base image must be probed."""
         self._gateway = gateway
-        if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-            raise KitError(
-                f"--render-only {destination} exists and is not empty; name a new directory"
-            )
 
-    def base_images(self, suite: str | None, base_image: str | None) -> base.BaseImages:
-        """Name the images the Dockerfile will use; make nothing."""
+    def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
+        """The names the Dockerfile will use."""
         if base_image is not None:
-            return base.BaseImages(build=base_image, runtime=base_image, suite=None)
+            return bases.BaseImages(build=base_image, runtime=base_image, suite=None)
         assert suite is not None
-        return base.BaseImages(
-            build=base.image_reference("build", suite),
-            runtime=base.image_reference("runtime", suite),
-            suite=suite,
-        )
+        return bases.named(suite)
 
     def probe(self, image: str) -> wheelhouse.Target:
         """A user-supplied image must still be asked for its Python, which needs Docker."""
         return wheelhouse.probe_target(self._gateway(), image)
 
-    def deliver(self, context: Path, tag: str) -> BuildResult:
-        """Move the finished context into place in one step, so it is never half-written."""
+
+class EngineBuild:
+    """Publish by building with the Docker engine, with the network disabled."""
+
+    def __init__(
+        self,
+        gateway: Callable[[], DockerGateway],
+        *,
+        on_output: Callable[[str], None],
+        nocache: bool = False,
+    ) -> None:
+        """Build through ``gateway``, streaming the engine's output to ``on_output``."""
+        self._gateway = gateway
+        self._on_output = on_output
+        self._nocache = nocache
+
+    def publish(self, context_dir: Path, tag: str) -> BuildResult:
+        """Build with no network: everything the image needs is in the context."""
+        gateway = self._gateway()
+        image_id = gateway.build(
+            context_dir, tag, network_mode="none", nocache=self._nocache, on_output=self._on_output
+        )
+        summary = gateway.summary(tag)
+        return BuildResult(tag, summary.id or image_id, summary.size, context=None)
+
+
+class ContextDirectory:
+    """Publish by writing the context to a directory; nothing is built (the dry run)."""
+
+    def __init__(self, destination: Path) -> None:
+        """Write into ``destination``, which must be new or empty."""
+        self._destination = destination
+        if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+            raise KitError(
+                f"--render-only {destination} exists and is not empty; name a new directory"
+            )
+
+    def publish(self, context_dir: Path, tag: str) -> BuildResult:
+        """Copy the finished context into place, so it is never half-written."""
         self._destination.parent.mkdir(parents=True, exist_ok=True)
         if self._destination.exists():
             self._destination.rmdir()  # empty, checked at construction
-        shutil.copytree(context, self._destination, symlinks=True)
-        return BuildResult(tag=tag, context=self._destination)
+        shutil.copytree(context_dir, self._destination, symlinks=True)
+        return BuildResult(tag, image_id=None, size=None, context=self._destination)

@@ -7,7 +7,8 @@ The context holds everything ``docker build`` needs and nothing it must fetch:
     app/                    the project, without VCS data, secrets, venvs, local databases
     kitbuild/requirements.txt
     kitbuild/wheels/        the wheelhouse, fetched on the host
-    kitbuild/runtime/       the entrypoint and the capacity module, copied from kitbuild
+    kitbuild/runtime/kitbuild_runtime/
+                            the runtime package, copied as it is: the entrypoint and the plan
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import kitbuild_runtime
 from builder import __version__
 from builder.templates import render_template
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from builder.project import Project
+    from builder.build.project import Project
 
 #: The fixed, non-root user the app runs as.
 APP_UID = 10001
@@ -112,12 +114,15 @@ def write_context(spec: ContextSpec, context: Path) -> None:
     (context / "Dockerfile").write_text(render_dockerfile(spec))
     (context / ".dockerignore").write_text("".join(_under_app(p) + "\n" for p in patterns))
     kit = context / "kitbuild"
-    (kit / "runtime").mkdir(parents=True, exist_ok=True)
+    kit.mkdir(parents=True, exist_ok=True)
     (kit / "requirements.txt").write_text("\n".join(spec.requirements) + "\n")
-    runtime = _IMAGES.joinpath("app/runtime")
-    for item in runtime.iterdir():
-        if item.name.endswith(".py"):
-            (kit / "runtime" / item.name).write_text(item.read_text())
-    # One source of truth: the image plans with the very module `kitbuild plan` uses.
-    capacity = resources.files("builder").joinpath("capacity.py")
-    (kit / "runtime" / "kitbuild_capacity.py").write_text(capacity.read_text())
+    copy_runtime(kit / "runtime")
+
+
+def copy_runtime(destination: Path) -> None:
+    """Copy the runtime package as it is: the image plans with the code `kitbuild plan` runs."""
+    package = destination / kitbuild_runtime.__name__
+    package.mkdir(parents=True)
+    for item in resources.files(kitbuild_runtime).iterdir():
+        if item.name.endswith(".py") or item.name == "py.typed":
+            (package / item.name).write_bytes(item.read_bytes())

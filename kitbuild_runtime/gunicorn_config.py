@@ -2,18 +2,18 @@
 
 The values follow the seed recipe (gthread, backlog 2048, timeouts 60/60, keepalive 30,
 its access-log format, logs on stdout/stderr); GUNICORN_* variables override them (see
-kitbuild_env.gunicorn_settings), and GUNICORN_CMD_ARGS still overrides everything.
+:func:`kitbuild_runtime.environment.gunicorn_settings`), and GUNICORN_CMD_ARGS still
+overrides everything. Image only: gunicorn loads it by path (``--config``).
 """
 
 import os
 
-import kitbuild_env
-import kitbuild_worker
+from kitbuild_runtime import environment, worker
 
-globals().update(kitbuild_env.gunicorn_settings(os.environ))
+globals().update(environment.gunicorn_settings(os.environ))
 
-wsgi_app = "kitbuild_wsgi:application"
-worker_class = "kitbuild_worker.DrainingThreadWorker" if kitbuild_worker.supported() else "gthread"
+wsgi_app = "kitbuild_runtime.wsgi:application"
+worker_class = "kitbuild_runtime.worker.DrainingThreadWorker" if worker.supported() else "gthread"
 workers = int(os.environ.get("KIT_WORKERS", "1"))
 threads = int(os.environ.get("KIT_THREADS", "1"))
 bind = [os.environ.get("KIT_BIND", "0.0.0.0:8000")]

@@ -1,35 +1,43 @@
 """The WSGI callable gunicorn serves: the project's application, plus a health endpoint.
 
 /healthz (KIT_HEALTH_PATH) answers without touching the project's URLconf: 200 when a
-`SELECT 1` through Django's default database works, 503 when it does not.
+`SELECT 1` through Django's default database works, 503 when it does not. Image only.
 """
+
+from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterable
+from typing import Any, Callable
 
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, connection
 
 HEALTH_PATH = os.environ.get("KIT_HEALTH_PATH", "/healthz")
 
+StartResponse = Callable[..., Any]
+Application = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-def _load_project_application():
+
+def _load_project_application() -> Application:
     dotted = os.environ.get("KIT_WSGI_APPLICATION", "")
     module_name, _, attribute = dotted.rpartition(".")
     if not module_name:
-        return get_wsgi_application()
-    return getattr(importlib.import_module(module_name), attribute)
+        return get_wsgi_application()  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
 
 
 _project_application = _load_project_application()
 
 
-def _health(start_response):
+def _health(start_response: StartResponse) -> list[bytes]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
         status, body = "200 OK", b"ok\n"
+    # Whatever the database driver raises means "not healthy": answer 503 and say what.
     except Exception as error:
         status, body = "503 Service Unavailable", f"database: {type(error).__name__}\n".encode()
     finally:
@@ -39,7 +47,7 @@ def _health(start_response):
     return [body]
 
 
-def application(environ, start_response):
+def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """Serve the health endpoint, and everything else through the project."""
     if environ.get("PATH_INFO") == HEALTH_PATH:
         return _health(start_response)

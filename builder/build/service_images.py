@@ -14,14 +14,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder import base
+from builder.build import bases
 from builder.errors import KitError
 from builder.templates import render_template
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from builder.docker_gateway import DockerGateway
+    from builder.engine import DockerGateway
 
 
 class ServiceImageError(KitError):
@@ -74,7 +74,7 @@ class ServiceImage:
         *,
         suite: str = "bookworm",
         force: bool = False,
-        runner: base.Runner = base.run_command,
+        runner: bases.Runner = bases.run_command,
         say: Callable[[str], None] = print,
     ) -> str:
         """Return the tag, building the image (and its base, if missing) when needed.
@@ -82,11 +82,11 @@ class ServiceImage:
         An existing image is kept unless ``force`` is set or it was built from other files
         (its digest label differs); the base image is only ever made when it is missing.
         """
-        if suite not in {known.name for known in base.suites()}:
+        if suite not in {known.name for known in bases.suites()}:
             raise ServiceImageError(f"unknown Debian suite {suite!r} for {self.tag}")
-        base_image = base.image_reference(self.base_kind, suite)
+        base_image = bases.image_reference(self.base_kind, suite)
         if not gateway.image_exists(base_image):
-            base.make_base_image(self.base_kind, suite, gateway, runner=runner, say=say)
+            bases.make_base_image(self.base_kind, suite, gateway, runner=runner, say=say)
         digest = self.digest(base_image, suite)
         if (
             not force
@@ -100,3 +100,29 @@ class ServiceImage:
             self.write_context(context, base_image, suite)
             gateway.build(context, self.tag, network_mode="none")
         return self.tag
+
+
+#: kitbuild/mysql: a MySQL-compatible server from Debian's MariaDB, no registry needed. It
+#: keeps the official ``mysql``/``mariadb`` images' contract (environment variables,
+#: ``/docker-entrypoint-initdb.d``, port 3306, two "ready for connections" lines), so tools
+#: written for those, such as testcontainers' ``MySqlContainer``, use it unchanged.
+MYSQL = ServiceImage(
+    tag="kitbuild/mysql:latest",
+    base_kind="mariadb",
+    directory="mysql",
+    files=("docker-entrypoint.sh", "healthcheck.sh"),
+    digest_label="io.kitbuild.mysql-digest",
+)
+
+#: kitbuild/nginx: the deployments' optional proxy, from Debian's nginx package.
+NGINX = ServiceImage(
+    tag="kitbuild/nginx:latest",
+    base_kind="nginx",
+    directory="nginx",
+    files=("nginx.conf", "kitbuild-site.conf", "healthcheck.sh"),
+    digest_label="io.kitbuild.nginx-digest",
+)
+
+#: The tags kitbuild gives its service images.
+MYSQL_IMAGE = MYSQL.tag
+NGINX_IMAGE = NGINX.tag

@@ -10,8 +10,9 @@ Commands (the container's arguments):
     static DEST       copy the collected static files into DEST (a proxy's volume), exit
     anything else     exec'd as given, for debugging (e.g. `bash`, `python manage.py shell`)
 
-Standard library only, beside kitbuild_capacity.py (kitbuild's own capacity module,
-copied in: one source of truth for `kitbuild plan` and the image).
+Standard library only; the image runs it as ``python -m kitbuild_runtime``, with the
+project's directory as the working directory (so first on ``sys.path``, as manage.py has).
+It plans with :mod:`kitbuild_runtime.capacity`, the module `kitbuild plan` uses.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from typing import Any
 
-KIT_DIR = os.path.dirname(os.path.abspath(__file__))
-# This script's directory, then the project's (the working directory), as manage.py has.
-sys.path[:0] = [KIT_DIR, os.getcwd()]
+from kitbuild_runtime import capacity, environment, events
+from kitbuild_runtime.values import ConfigError
 
-import kitbuild_capacity as capacity  # noqa: E402 - found beside this file
-import kitbuild_env  # noqa: E402
+#: The gunicorn configuration file, beside this module.
+GUNICORN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gunicorn_config.py")
 
 #: MySQL errors that waiting will not fix: bad credentials, unknown database.
 FATAL_DB_ERRORS = {
@@ -44,21 +45,21 @@ class StartError(Exception):
     """Why the container cannot start; one line."""
 
 
-def say(record: dict) -> None:
-    """One JSON line on stdout, for the container's log driver."""
-    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+def say(text: str) -> None:
+    """One log line on stdout, for the container's log driver."""
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
-def check_environment() -> dict:
+def check_environment() -> dict[str, Any]:
     """Read every setting once so a bad value stops the container now, naming it."""
     env = os.environ
     warn_unknown_variables(env)
-    kitbuild_env.port(env)
-    kitbuild_env.gunicorn_settings(env)
-    kitbuild_env.django_overrides(env)
-    database = kitbuild_env.database(env)
-    kitbuild_env.wait_timeout(env)
+    environment.port(env)
+    environment.gunicorn_settings(env)
+    environment.django_overrides(env)
+    database = environment.database(env)
+    environment.wait_timeout(env)
     settings, _ = capacity.read_settings({}, env)
     if settings.max_connections is not None:
         compute_plan(None)  # a budget too small fails now, not after the database wait
@@ -67,17 +68,12 @@ def check_environment() -> dict:
 
 def warn_unknown_variables(env: Mapping[str, str]) -> None:
     """A warning line for each variable that looks meant for the kit but is not one it reads."""
-    known = kitbuild_env.KNOWN_NAMES | {setting.env for setting in capacity.SETTINGS}
-    for name, closest in kitbuild_env.unknown_variables(env, known):
+    known = environment.KNOWN_NAMES | {setting.env for setting in capacity.SETTINGS}
+    for name, closest in environment.unknown_variables(env, known):
         hint = f"; did you mean {closest}?" if closest else ""
-        say(
-            {
-                "event": "kitbuild.warning",
-                "message": f"{name} is not a variable kitbuild reads, so it has no effect{hint}",
-                "variable": name,
-                "closest": closest,
-            }
-        )
+        message = f"{name} is not a variable kitbuild reads, so it has no effect{hint}"
+        fields = {"message": message, "variable": name, "closest": closest}
+        say(events.line(events.WARNING, fields))
 
 
 @dataclasses.dataclass
@@ -88,15 +84,17 @@ class DatabaseFacts:
     aliases: int
 
 
-def wait_for_database(database: dict) -> DatabaseFacts:
+def wait_for_database(database: Mapping[str, Any]) -> DatabaseFacts:
     """Authenticate and SELECT 1 until it works or DATABASE_WAIT_TIMEOUT passes."""
     import django  # noqa: PLC0415 - only commands that need the database load Django
     from django.db import OperationalError, connection  # noqa: PLC0415
 
     try:
         django.setup()
+    # Anything the project's settings raise while Django loads them is the project's
+    # problem: report it in one line, not as kitbuild's traceback.
     except Exception as error:
-        if isinstance(error, kitbuild_env.ConfigError):
+        if isinstance(error, ConfigError):
             raise
         raise StartError(
             f"the project's settings ({os.environ.get('KIT_PROJECT_SETTINGS')}) failed to "
@@ -104,7 +102,7 @@ def wait_for_database(database: dict) -> DatabaseFacts:
         ) from None
     from django.conf import settings  # noqa: PLC0415
 
-    timeout = kitbuild_env.wait_timeout(os.environ)
+    timeout = environment.wait_timeout(os.environ)
     where = f"{database['HOST']}:{database['PORT']}/{database['NAME']}"
     deadline = time.monotonic() + timeout
     while True:
@@ -152,26 +150,16 @@ def serve() -> int:
     facts = wait_for_database(database)
     plan = compute_plan(facts)
     if plan.max_connections != facts.max_connections:
-        say(
-            {
-                "event": "kitbuild.warning",
-                "message": (
-                    f"DATABASE_MAX_CONNECTIONS={plan.max_connections} but the server allows "
-                    f"{facts.max_connections}: the plan may not match the server; set them alike"
-                ),
-            }
+        message = (
+            f"DATABASE_MAX_CONNECTIONS={plan.max_connections} but the server allows "
+            f"{facts.max_connections}: the plan may not match the server; set them alike"
         )
+        say(events.line(events.WARNING, {"message": message}))
     os.environ["KIT_WORKERS"] = str(plan.workers)
     os.environ["KIT_THREADS"] = str(plan.threads)
-    os.environ["KIT_BIND"] = f"0.0.0.0:{kitbuild_env.port(os.environ)}"
-    say(
-        {
-            "event": "kitbuild.plan",
-            **plan.as_dict(),
-            "server_max_connections": facts.max_connections,
-        }
-    )
-    argv = ["gunicorn", "--config", os.path.join(KIT_DIR, "kitbuild_gunicorn.py")]
+    os.environ["KIT_BIND"] = f"0.0.0.0:{environment.port(os.environ)}"
+    say(events.PlanRecord(plan, facts.max_connections).to_line())
+    argv = ["gunicorn", "--config", GUNICORN_CONFIG]
     os.execvp(argv[0], argv)
     return 0  # not reached
 
@@ -179,7 +167,7 @@ def serve() -> int:
 def healthcheck() -> int:
     """Exit 0 when the health endpoint answers 200."""
     path = os.environ.get("KIT_HEALTH_PATH", "/healthz")
-    url = f"http://127.0.0.1:{kitbuild_env.port(os.environ)}{path}"
+    url = f"http://127.0.0.1:{environment.port(os.environ)}{path}"
     try:
         with urllib.request.urlopen(url, timeout=4) as response:
             return 0 if response.status == 200 else 1
@@ -230,13 +218,9 @@ def publish_static(argv: list[str]) -> int:
     except OSError as error:
         raise StartError(f"cannot copy {root} to {dest}: {error}") from None
     say(
-        {
-            "event": "kitbuild.static",
-            "from": root,
-            "to": dest,
-            "files": len(wanted),
-            "removed": removed,
-        }
+        events.line(
+            events.STATIC, {"from": root, "to": dest, "files": len(wanted), "removed": removed}
+        )
     )
     return 0
 
@@ -268,7 +252,7 @@ def main(argv: list[str]) -> int:
     """Run the command; any problem is one line on stderr and exit code 1."""
     try:
         return run(argv)
-    except (capacity.PlanError, kitbuild_env.ConfigError, StartError) as error:
+    except (ConfigError, StartError) as error:
         sys.stderr.write(f"kitbuild: error: {error}\n")
         return 1
 

@@ -2,7 +2,8 @@
 
 Settings modules often read secrets from the environment at import time; none exist at
 build time, so this process alone gets throwaway values (never ENV in the image, so
-nothing shows in `docker history`). Nothing here touches the database.
+nothing shows in `docker history`). Nothing here touches the database. Image only: the
+build runs it as ``python -m kitbuild_runtime.collectstatic`` in the project's directory.
 """
 
 import os

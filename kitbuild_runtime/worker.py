@@ -8,7 +8,8 @@ closes its listeners, so later connections are refused cleanly (a client or load
 balancer can retry them elsewhere) instead of being accepted and dropped.
 
 It relies on gthread internals of gunicorn 25 to 27; ``supported()`` says whether the
-installed gunicorn has them, and kitbuild_gunicorn falls back to plain gthread if not.
+installed gunicorn has them, and gunicorn_config falls back to plain gthread if not.
+Image only.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def supported() -> bool:
     )
 
 
-class DrainingThreadWorker(gthread.ThreadWorker):
+class DrainingThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
     """gthread, plus: on a graceful stop, serve the backlog, then close the listeners."""
 
     def set_accept_enabled(self, enabled: bool) -> None:

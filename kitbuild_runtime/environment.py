@@ -4,6 +4,7 @@ Standard library only. The entrypoint calls every reader once at start, so a bad
 stops the container at once with one line naming the variable; the settings overlay and
 the gunicorn configuration call the same readers again, knowing they will succeed.
 Every secret-carrying variable also has a ``*_FILE`` form (Docker and compose secrets).
+Values are parsed by :mod:`kitbuild_runtime.values`, as ``kitbuild plan`` parses its own.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-TRUE = {"1", "true", "yes", "on"}
-FALSE = {"0", "false", "no", "off", ""}
+from kitbuild_runtime import values
+from kitbuild_runtime.values import ConfigError
 
-
-class ConfigError(ValueError):
-    """A variable that cannot be used; ``str()`` is one line for the operator."""
+__all__ = ["ConfigError"]
 
 
 def value(env: Mapping[str, str], name: str) -> str | None:
@@ -36,35 +35,24 @@ def value(env: Mapping[str, str], name: str) -> str | None:
     return text if text else None
 
 
-def whole(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def whole(
+    env: Mapping[str, str], name: str, default: int, low: int, high: int, *, meaning: str
+) -> int:
     """A whole number from ``name`` within [low, high], or the default when unset."""
     text = value(env, name)
-    if text is None:
-        return default
-    if not text.strip().lstrip("+").isdigit() or not low <= int(text) <= high:
-        raise ConfigError(f"{name}={text!r}: use a whole number from {low} to {high}")
-    return int(text)
+    return default if text is None else values.whole(name, text, low, high, meaning)
 
 
 def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     """A yes/no switch from ``name``."""
     text = value(env, name)
-    if text is None:
-        return default
-    lowered = text.strip().lower()
-    if lowered in TRUE:
-        return True
-    if lowered in FALSE:
-        return False
-    raise ConfigError(f"{name}={text!r}: use true or false")
+    return default if text is None else values.switch(name, text)
 
 
 def listing(env: Mapping[str, str], name: str) -> list[str] | None:
     """A comma-separated list from ``name``, or None when unset."""
     text = value(env, name)
-    if text is None:
-        return None
-    return [item.strip() for item in text.split(",") if item.strip()]
+    return None if text is None else values.listing(text)
 
 
 # ----------------------------------------------------------------------------- database
@@ -78,7 +66,7 @@ def database(env: Mapping[str, str]) -> dict[str, Any]:
     elif value(env, "DATABASE_HOST") is not None:
         fields = {
             "HOST": value(env, "DATABASE_HOST"),
-            "PORT": whole(env, "DATABASE_PORT", 3306, 1, 65535),
+            "PORT": whole(env, "DATABASE_PORT", 3306, 1, 65535, meaning="the server's port"),
             "NAME": value(env, "DATABASE_NAME"),
             "USER": value(env, "DATABASE_USER"),
             "PASSWORD": value(env, "DATABASE_PASSWORD") or "",
@@ -96,7 +84,9 @@ def database(env: Mapping[str, str]) -> dict[str, Any]:
         **fields,
         # Persistent per-thread connections, checked before reuse: at most one per thread
         # per alias, which the capacity plan counts.
-        "CONN_MAX_AGE": whole(env, "DATABASE_CONN_MAX_AGE", 300, 0, 86400),
+        "CONN_MAX_AGE": whole(
+            env, "DATABASE_CONN_MAX_AGE", 300, 0, 86400, meaning="seconds a connection is kept"
+        ),
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {"charset": "utf8mb4", "connect_timeout": 5},
     }
@@ -125,7 +115,9 @@ def _parse_url(url: str) -> dict[str, Any]:
 
 def wait_timeout(env: Mapping[str, str]) -> int:
     """Seconds to wait for the database at start."""
-    return whole(env, "DATABASE_WAIT_TIMEOUT", 60, 0, 3600)
+    return whole(
+        env, "DATABASE_WAIT_TIMEOUT", 60, 0, 3600, meaning="seconds to wait for the database"
+    )
 
 
 # ------------------------------------------------------------------------------ django
@@ -151,19 +143,28 @@ def django_overrides(env: Mapping[str, str]) -> dict[str, Any]:
 
 def port(env: Mapping[str, str]) -> int:
     """The port gunicorn listens on."""
-    return whole(env, "PORT", 8000, 1, 65535)
+    return whole(env, "PORT", 8000, 1, 65535, meaning="the port gunicorn listens on")
 
 
 def gunicorn_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """The seed's gunicorn settings, each overridable by a GUNICORN_* variable."""
-    timeout = whole(env, "GUNICORN_TIMEOUT", 60, 1, 3600)
+    timeout = whole(env, "GUNICORN_TIMEOUT", 60, 1, 3600, meaning="seconds")
     settings: dict[str, Any] = {
-        "backlog": whole(env, "GUNICORN_BACKLOG", 2048, 1, 65535),
+        "backlog": whole(env, "GUNICORN_BACKLOG", 2048, 1, 65535, meaning="queued connections"),
         "timeout": timeout,
-        "graceful_timeout": whole(env, "GUNICORN_GRACEFUL_TIMEOUT", 60, 1, 3600),
-        "keepalive": whole(env, "GUNICORN_KEEPALIVE", 30, 0, 3600),
-        "max_requests": whole(env, "GUNICORN_MAX_REQUESTS", 0, 0, 10_000_000),
-        "max_requests_jitter": whole(env, "GUNICORN_MAX_REQUESTS_JITTER", 0, 0, 10_000_000),
+        "graceful_timeout": whole(env, "GUNICORN_GRACEFUL_TIMEOUT", 60, 1, 3600, meaning="seconds"),
+        "keepalive": whole(env, "GUNICORN_KEEPALIVE", 30, 0, 3600, meaning="seconds"),
+        "max_requests": whole(
+            env,
+            "GUNICORN_MAX_REQUESTS",
+            0,
+            0,
+            10_000_000,
+            meaning="requests before a restart, 0 never",
+        ),
+        "max_requests_jitter": whole(
+            env, "GUNICORN_MAX_REQUESTS_JITTER", 0, 0, 10_000_000, meaning="requests"
+        ),
         "access_log_format": value(env, "GUNICORN_ACCESS_LOG_FORMAT")
         or '%(t)s %(h)s "%(r)s" %(s)s %(b)s "%(f)s" "%(l)s"',
     }
@@ -184,7 +185,7 @@ def gunicorn_settings(env: Mapping[str, str]) -> dict[str, Any]:
 #: Prefixes of the variables the kit reads: one that starts so and is not known is a typo.
 KIT_PREFIXES = ("DATABASE_", "KIT_", "GUNICORN_", "TLS_")
 
-#: Every variable the image reads, besides the capacity plan's own (kitbuild_capacity.SETTINGS).
+#: Every variable the image reads, besides the capacity plan's own (capacity.SETTINGS).
 KNOWN_NAMES = frozenset(
     {
         "DATABASE_URL",

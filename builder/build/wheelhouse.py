@@ -29,7 +29,7 @@ from builder.errors import KitError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from builder.docker_gateway import DockerGateway
+    from builder.engine import DockerGateway
 
 
 class ResolveError(KitError):

@@ -23,7 +23,7 @@ from builder.errors import KitError
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from builder.docker_gateway import DockerGateway
+    from builder.engine import DockerGateway
 
 
 class BaseImageError(KitError):
@@ -186,28 +186,44 @@ def make_base_image(
     return reference
 
 
-def ensure_base_images(
-    suite: str | None,
+def ensure_suite(
+    suite: str,
     gateway: DockerGateway,
     *,
-    base_image: str | None = None,
+    force: bool = False,
+    quiet_when_present: bool = True,
     runner: Runner = run_command,
     which: Callable[[str], str | None] = shutil.which,
     say: Callable[[str], None] = print,
 ) -> BaseImages:
-    """Return the build and runtime images, making kit bases or pulling a given one if missing."""
-    if base_image is not None:
-        if not gateway.image_exists(base_image) and not gateway.pull(base_image):
-            raise BaseImageError(
-                f"base image {base_image} is neither here nor pullable; "
-                "load it with `docker load`, or leave out --base-image to use kitbuild's"
-            )
-        return BaseImages(build=base_image, runtime=base_image, suite=None)
-    assert suite is not None
+    """The suite's build and runtime images, made when missing (or always, with ``force``).
+
+    ``quiet_when_present=False`` also says which images were already there.
+    """
     references = {}
     for kind in ("build", "runtime"):
         reference = image_reference(kind, suite)
-        if not gateway.image_exists(reference):
+        if force or not gateway.image_exists(reference):
             make_base_image(kind, suite, gateway, runner=runner, which=which, say=say)
+            say(f"kitbuild: made {reference}")
+        elif not quiet_when_present:
+            say(f"kitbuild: {reference} is already here (--force remakes it)")
         references[kind] = reference
     return BaseImages(build=references["build"], runtime=references["runtime"], suite=suite)
+
+
+def ensure_given(base_image: str, gateway: DockerGateway) -> BaseImages:
+    """A user's own base image, for both stages: here already, or pulled."""
+    if not gateway.image_exists(base_image) and not gateway.pull(base_image):
+        raise BaseImageError(
+            f"base image {base_image} is neither here nor pullable; "
+            "load it with `docker load`, or leave out --base-image to use kitbuild's"
+        )
+    return BaseImages(build=base_image, runtime=base_image, suite=None)
+
+
+def named(suite: str) -> BaseImages:
+    """The suite's images by name only: what a rendered Dockerfile refers to."""
+    return BaseImages(
+        build=image_reference("build", suite), runtime=image_reference("runtime", suite), suite=suite
+    )

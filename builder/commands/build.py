@@ -1,0 +1,90 @@
+"""Build a production image of the Django project in PROJECT.
+
+The build has no network access. `kitbuild PROJECT` is short for `kitbuild build PROJECT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from builder.build.pipeline import (
+    BuildOptions,
+    ContextDirectory,
+    EngineBases,
+    EngineBuild,
+    NamedBases,
+    build_project,
+)
+from builder.engine import LazyGateway
+
+if TYPE_CHECKING:
+    from builder.build.pipeline import BaseSource, Publisher
+    from builder.commands._shared import Io
+
+NAME = "build"
+SUMMARY = "build a production image of a Django project (the default command)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The build's options."""
+    parser.add_argument("project", type=Path, metavar="PROJECT", help="the project's directory")
+    parser.add_argument("--tag", "-t", help="image tag (default: <directory name>:latest)")
+    parser.add_argument(
+        "--settings", metavar="MODULE", help="settings module (default: manage.py's)"
+    )
+    parser.add_argument(
+        "--requirements",
+        type=Path,
+        metavar="FILE",
+        help="requirements file (default: requirements.txt, else pyproject.toml)",
+    )
+    parser.add_argument(
+        "--base-image",
+        metavar="IMAGE",
+        help="a Debian-like image with python3 and venv to build on, instead of kitbuild's own",
+    )
+    parser.add_argument(
+        "--render-only",
+        type=Path,
+        metavar="DIR",
+        help="write the complete build context to DIR (a new directory) and build nothing",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="do not stream the build output")
+    parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+
+
+def run(args: argparse.Namespace, io: Io) -> int:
+    """Wire the stages (real engine, or a directory for --render-only) and build."""
+
+    def stream(text: str) -> None:
+        if not args.quiet:
+            io.out.write(text)
+            io.out.flush()
+
+    gateway = LazyGateway()
+    sources: BaseSource
+    publisher: Publisher
+    if args.render_only is not None:
+        sources, publisher = NamedBases(gateway), ContextDirectory(args.render_only)
+    else:
+        sources = EngineBases(gateway, say=io.say)
+        publisher = EngineBuild(gateway, on_output=stream, nocache=args.no_cache)
+    options = BuildOptions(
+        project_dir=args.project,
+        tag=args.tag,
+        settings=args.settings,
+        requirements=args.requirements,
+        base_image=args.base_image,
+    )
+    try:
+        result = build_project(options, sources=sources, publisher=publisher, say=io.say)
+    finally:
+        gateway.close()
+    if result.context is not None:
+        io.say(f"kitbuild: wrote the build context for {result.tag} to {result.context}")
+    else:
+        size = f"{(result.size or 0) / 1e6:.0f} MB"  # docker's own unit for image sizes
+        io.say(f"kitbuild: built {result.tag} ({result.image_id}, {size})")
+    return 0
