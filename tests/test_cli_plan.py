@@ -157,7 +157,8 @@ def test_unknown_word_is_neither_command_nor_directory() -> None:
     code, _, err = run(["frobnicate"])
 
     assert 1 == code
-    assert "'frobnicate' is neither a command (plan, build, base, verify, deploy) nor a directory" in err
+    commands = "plan, build, base, verify, deploy"
+    assert f"'frobnicate' is neither a command ({commands}) nor a directory" in err
 
 
 def test_empty_variable_counts_as_unset() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from builder.engine import DockerGateway
 
 ROOT = Path(__file__).parent.parent.parent
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
-TEST_REPOSITORY = "kitbuild-test"
+#: Images this session builds are tagged here; the suffix keeps parallel sessions apart.
+TEST_REPOSITORY = f"kitbuild-test-{secrets.token_hex(3)}"
 _counter = itertools.count()
 
 
@@ -45,7 +47,7 @@ class Built:
 
 @pytest.fixture(scope="session")
 def build_with_cli(gateway: DockerGateway) -> Iterator[object]:
-    """Build a project with `kitbuild build`, tagging kitbuild-test/NAME:N; remove all after."""
+    """Build a project with `kitbuild build`, tagging kitbuild-test-X/NAME:N; remove all after."""
     tags: list[str] = []
 
     def build(project: Path, *extra: str, tag: str | None = None) -> Built:

@@ -16,7 +16,7 @@ import pytest
 from builder import cli
 from builder.build import bases, wheelhouse
 from builder.engine import BuildFailed, DockerGateway
-from tests.integration.conftest import PROJECTS, ROOT, Built
+from tests.integration.conftest import PROJECTS, ROOT, TEST_REPOSITORY, Built
 
 pytestmark = pytest.mark.docker
 
@@ -110,7 +110,7 @@ def test_builds_have_no_network(gateway: DockerGateway, tmp_path: Path) -> None:
     """Builds run with network_mode none: only loopback exists (and the probe can fail)."""
     context = tmp_path / "probe"
     shutil.copytree(ROOT / "tests" / "fixtures" / "contexts" / "network-probe", context)
-    tag = "kitbuild-test/network-probe:ci"
+    tag = f"{TEST_REPOSITORY}/network-probe:ci"
     try:
         # nocache: the build cache does not key on the network, so each probe must really run.
         gateway.build(context, tag, network_mode="none", nocache=True)
