@@ -1,8 +1,10 @@
 """The image's entrypoint: check the environment, wait for the database, plan, become gunicorn.
 
 Commands (the container's arguments):
-    (none) or serve   check, wait for the database, log the plan as one JSON line, then
-                      exec gunicorn, which becomes PID 1 and handles SIGTERM gracefully
+    (none) or serve   check, wait for the database and for the image's migrations to be
+                      applied, plan, check the server's sessions against the budget, log
+                      the plan as one JSON line, then exec gunicorn, which becomes PID 1
+                      and handles SIGTERM gracefully
     plan              print the plan as JSON and exit (no database needed)
     migrate           wait for the database, run migrations once, exit
     check             wait for the database, run Django's deployment checks, exit
@@ -27,7 +29,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from kitbuild_runtime import capacity, environment, events
+from kitbuild_runtime import capacity, environment, events, overcommit, schema
 from kitbuild_runtime.values import ConfigError
 
 #: The gunicorn configuration file, beside this module.
@@ -60,6 +62,8 @@ def check_environment() -> dict[str, Any]:
     environment.django_overrides(env)
     database = environment.database(env)
     environment.wait_timeout(env)
+    environment.migration_wait_timeout(env)
+    environment.overcommit_action(env)
     settings, _ = capacity.read_settings({}, env)
     if settings.max_connections is not None:
         compute_plan(None)  # a budget too small fails now, not after the database wait
@@ -84,8 +88,11 @@ class DatabaseFacts:
     aliases: int
 
 
-def wait_for_database(database: Mapping[str, Any]) -> DatabaseFacts:
-    """Authenticate and SELECT 1 until it works or DATABASE_WAIT_TIMEOUT passes."""
+def wait_for_database(database: Mapping[str, Any], *, keep_open: bool = False) -> DatabaseFacts:
+    """Authenticate and SELECT 1 until it works or DATABASE_WAIT_TIMEOUT passes.
+
+    With ``keep_open`` the session that answered stays open for the caller to close.
+    """
     import django  # noqa: PLC0415 - only commands that need the database load Django
     from django.db import OperationalError, connection  # noqa: PLC0415
 
@@ -111,8 +118,11 @@ def wait_for_database(database: Mapping[str, Any]) -> DatabaseFacts:
                 cursor.execute("SELECT 1")
                 cursor.execute("SELECT @@max_connections")
                 (max_connections,) = cursor.fetchone()
+            if not keep_open:
+                connection.close()  # nothing inherited across exec, nothing left open
             break
         except OperationalError as error:
+            connection.close()  # the next attempt logs in afresh
             code = error.args[0] if error.args and isinstance(error.args[0], int) else None
             if code in FATAL_DB_ERRORS:
                 raise StartError(
@@ -125,8 +135,6 @@ def wait_for_database(database: Mapping[str, Any]) -> DatabaseFacts:
                     f"(DATABASE_WAIT_TIMEOUT): {error.args[-1] if error.args else error}"
                 ) from None
             time.sleep(1)
-        finally:
-            connection.close()  # nothing inherited across exec, nothing left open
     return DatabaseFacts(int(max_connections), len(settings.DATABASES))
 
 
@@ -144,11 +152,68 @@ def compute_plan(facts: DatabaseFacts | None) -> capacity.Plan:
     return capacity.make_plan(settings, capacity.read_limits(), sources)
 
 
+def wait_for_migrations() -> None:
+    """Wait until none of the image's migrations is unapplied (KIT_MIGRATION_WAIT_TIMEOUT).
+
+    Until then gunicorn has not started: the container listens on nothing and is not
+    healthy, so no orchestrator sends it traffic against an older schema.
+    """
+    timeout = environment.migration_wait_timeout(os.environ)
+    if timeout == 0:
+        return
+    from django.db import DatabaseError  # noqa: PLC0415 - Django is set up by now
+
+    def report(pending: list[str]) -> None:
+        fields = {"waiting": len(pending), "first": pending[0], "timeout": timeout}
+        say(events.line(events.MIGRATIONS, fields))
+
+    try:
+        waited = schema.wait_until_migrated(timeout, report, transient=(DatabaseError,))
+    except schema.SchemaTooOld as error:
+        raise StartError(str(error)) from None
+    if waited > 0:
+        say(events.line(events.MIGRATIONS, {"waiting": 0, "waited": round(waited, 1)}))
+
+
+def check_overcommit(plan: capacity.Plan) -> None:
+    """Warn (or, with KIT_OVERCOMMIT=refuse, stop) when the server holds more than planned."""
+    from django.db import DatabaseError, connection  # noqa: PLC0415 - Django is set up by now
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(overcommit.SESSIONS_QUERY)
+            open_sessions, clients = cursor.fetchone()
+    except DatabaseError as error:  # a check that cannot run must not stop the start
+        say(events.line(events.WARNING, {"message": f"overcommit check skipped: {error}"}))
+        return
+    settings, _ = capacity.read_settings({}, os.environ)
+    found = overcommit.assess(
+        plan,
+        overcommit.Sessions(int(open_sessions), int(clients)),
+        settings.replicas,
+        settings.surge,
+    )
+    if found is None:
+        return
+    if environment.overcommit_action(os.environ) == "refuse":
+        raise StartError(f"{found.message} (KIT_OVERCOMMIT=refuse)")
+    say(events.line(events.WARNING, found.fields()))
+
+
 def serve() -> int:
-    """Check, wait, plan, log the plan, then replace this process with gunicorn."""
+    """Check, wait for the server and the schema, plan, check the budget, become gunicorn."""
     database = check_environment()
-    facts = wait_for_database(database)
-    plan = compute_plan(facts)
+    # The session that answered stays open through the overcommit check, so replicas
+    # that start together (a scale-out) see each other there.
+    facts = wait_for_database(database, keep_open=True)
+    from django.db import connection  # noqa: PLC0415 - Django is set up by now
+
+    try:
+        wait_for_migrations()
+        plan = compute_plan(facts)
+        check_overcommit(plan)
+    finally:
+        connection.close()
     if plan.max_connections != facts.max_connections:
         message = (
             f"DATABASE_MAX_CONNECTIONS={plan.max_connections} but the server allows "

@@ -120,6 +120,33 @@ def wait_timeout(env: Mapping[str, str]) -> int:
     )
 
 
+def migration_wait_timeout(env: Mapping[str, str]) -> int:
+    """Seconds ``serve`` waits for the image's migrations to be applied; 0 does not wait."""
+    return whole(
+        env,
+        "KIT_MIGRATION_WAIT_TIMEOUT",
+        300,
+        0,
+        86400,
+        meaning="seconds to wait for this image's migrations, 0 not to wait",
+    )
+
+
+#: What a replica does when the server already holds more than the plan leaves room for.
+OVERCOMMIT_ACTIONS = ("warn", "refuse")
+
+
+def overcommit_action(env: Mapping[str, str]) -> str:
+    """KIT_OVERCOMMIT: ``warn`` (log and serve, the default) or ``refuse`` (exit 1)."""
+    text = (value(env, "KIT_OVERCOMMIT") or "warn").strip().lower()
+    if text not in OVERCOMMIT_ACTIONS:
+        raise ConfigError(
+            f"KIT_OVERCOMMIT={text!r} is not an action: use warn (log and serve) or refuse "
+            "(exit when more containers run than the plan counts)"
+        )
+    return text
+
+
 # ------------------------------------------------------------------------------ django
 
 
@@ -196,6 +223,8 @@ KNOWN_NAMES = frozenset(
         "DATABASE_PASSWORD",
         "DATABASE_CONN_MAX_AGE",
         "DATABASE_WAIT_TIMEOUT",
+        "KIT_MIGRATION_WAIT_TIMEOUT",
+        "KIT_OVERCOMMIT",
         "SECRET_KEY",
         "ALLOWED_HOSTS",
         "CSRF_TRUSTED_ORIGINS",

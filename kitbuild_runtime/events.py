@@ -19,6 +19,8 @@ from kitbuild_runtime.capacity import Plan
 PLAN = "kitbuild.plan"
 #: Something the operator should know and can fix (a misspelt variable, a mismatch).
 WARNING = "kitbuild.warning"
+#: ``serve`` waited for the image's migrations (``waiting``), then found them applied.
+MIGRATIONS = "kitbuild.migrations"
 #: The ``static`` command copied the collected files.
 STATIC = "kitbuild.static"
 

@@ -90,6 +90,27 @@ def size(label: str, text: str) -> int:
     return value
 
 
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def duration(label: str, text: str, low: int, high: int, meaning: str) -> int:
+    """Whole seconds, written as compose writes durations (70s, 1m30s, 2h) or as a number."""
+    value = text.strip()
+    match = _DURATION.match(value) if value else None
+    if value.isdigit():
+        seconds = int(value)
+    elif match and any(match.groups()):
+        hours, minutes, secs = (int(part or 0) for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    else:
+        raise ConfigError(
+            f"{label}={text!r} is not a duration: {meaning}, e.g. 70s or 1m30s ({low} to {high} s)"
+        )
+    if not low <= seconds <= high:
+        raise ConfigError(f"{label}={text!r} is out of range: {meaning}, {low} to {high} s")
+    return seconds
+
+
 def switch(label: str, text: str) -> bool:
     """A yes/no switch: true/false, yes/no, on/off, 1/0."""
     lowered = text.strip().lower()

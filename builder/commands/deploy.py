@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.deploy import description
+from builder.deploy import swarm as _swarm  # noqa: F401 - a target module registers itself
 from builder.deploy.description import DeployError
 from builder.deploy.targets import TARGETS
 
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace, io: Io) -> int:
         raise DeployError(f"unknown deploy target {args.target!r}: use one of {known}")
     rendered = target.render(description.load(args.env_file))
     where = rendered.write(args.output, io.out)
+    for note in rendered.notes:
+        io.progress(f"kitbuild: note: {note}")
     if where != "stdout":
         io.progress(f"kitbuild: wrote the {target.NAME} deployment to {where}")
     return 0

@@ -24,6 +24,31 @@ if TYPE_CHECKING:
 #: The secret files a deployment's SECRETS_DIR holds (deploy/make-secrets makes them).
 SECRET_FILES = ("db_root_password", "db_password", "secret_key")
 
+#: Variables that describe the deployment to kitbuild and compose, not to the app: they
+#: stay out of the app containers' environment, so changing one restarts no replica.
+DEPLOYMENT_VARIABLES = frozenset(
+    {
+        "DEPLOY_ENV_FILE",
+        "COMPOSE_PROJECT_NAME",
+        "COMPOSE_PROFILES",
+        "APP_IMAGE",
+        "DB_IMAGE",
+        "PROXY_IMAGE",
+        "SECRETS_DIR",
+        "WEB_ADDRESS",
+        "WEB_PORT",
+        "WEB_CPUS",
+        "WEB_MEMORY",
+        "WEB_STOP_GRACE_PERIOD",
+        "PROXY_ADDRESS",
+        "PROXY_PORT",
+    }
+)
+
+#: Variables whose value is a secret: an orchestrator's file must never carry them, the
+#: secret files under SECRETS_DIR do (read through the *_FILE variables).
+SECRET_VARIABLES = ("DATABASE_PASSWORD", "DATABASE_URL", "SECRET_KEY")
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -68,6 +93,10 @@ class Deployment:
     secrets_dir: Path
     proxy: Proxy | None
     plan: capacity.Plan
+    # Added for the rolling updates of orchestrators (defaults: compose.yaml's).
+    stop_grace_period: int = 70  # WEB_STOP_GRACE_PERIOD, seconds: SIGTERM to SIGKILL
+    graceful_timeout: int = 60  # GUNICORN_GRACEFUL_TIMEOUT: a stopping worker's last request
+    web_port: int | None = None  # WEB_PORT: where web is published when there is no proxy
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -155,9 +184,35 @@ def parse_deployment(variables: Mapping[str, str], source: Path) -> Deployment:
                 ),
             )
         plan = plan_for(variables, web_cpus, memory_text)
+        graceful_timeout = values.whole(
+            "GUNICORN_GRACEFUL_TIMEOUT",
+            given("GUNICORN_GRACEFUL_TIMEOUT") or "60",
+            1,
+            3600,
+            "seconds a stopping worker finishes its requests",
+        )
+        stop_grace_period = values.duration(
+            "WEB_STOP_GRACE_PERIOD",
+            given("WEB_STOP_GRACE_PERIOD") or "70s",
+            1,
+            3600,
+            "time from SIGTERM to SIGKILL for a web container",
+        )
+        web_port_text = given("WEB_PORT")
+        web_port = (
+            None
+            if web_port_text is None
+            else values.whole("WEB_PORT", web_port_text, 1, 65535, "web's published port")
+        )
     except (values.ConfigError, capacity.PlanError) as error:
         raise DeployError(f"{where}: {error}") from None
     required("ALLOWED_HOSTS", "the host names the site answers to")
+    if stop_grace_period <= graceful_timeout:
+        raise DeployError(
+            f"{where}: WEB_STOP_GRACE_PERIOD={stop_grace_period}s must be longer than "
+            f"GUNICORN_GRACEFUL_TIMEOUT={graceful_timeout}: the engine would kill replicas "
+            "still finishing their requests"
+        )
     return Deployment(
         name=given("COMPOSE_PROJECT_NAME") or source.stem,
         source=source,
@@ -171,6 +226,9 @@ def parse_deployment(variables: Mapping[str, str], source: Path) -> Deployment:
         secrets_dir=Path(required("SECRETS_DIR", "the directory of the secret files")),
         proxy=proxy,
         plan=plan,
+        stop_grace_period=stop_grace_period,
+        graceful_timeout=graceful_timeout,
+        web_port=web_port,
     )
 
 
@@ -202,6 +260,30 @@ def check_secrets(deployment: Deployment, names: tuple[str, ...] = SECRET_FILES)
                 f"{deployment.source}: secret file {path} is missing or empty: make it with "
                 f"`deploy/make-secrets {deployment.secrets_dir}`"
             )
+
+
+def check_no_secret_values(deployment: Deployment) -> None:
+    """The env file names no secret by value: an engine's file would carry it in clear."""
+    for name in SECRET_VARIABLES:
+        if deployment.variables.get(name, "").strip():
+            raise DeployError(
+                f"{deployment.source}: {name} holds a secret's value, which would be written "
+                f"into the deployment's files: remove it and keep the secret in "
+                f"{deployment.secrets_dir} (deploy/make-secrets), read through *_FILE"
+            )
+
+
+def app_variables(deployment: Deployment) -> dict[str, str]:
+    """The env file's variables the app containers get: all but the deployment's own.
+
+    Empty values are left out (the image treats them as unset). The engine adds the
+    database's address and the *_FILE paths of its secrets.
+    """
+    return {
+        name: text
+        for name, text in deployment.variables.items()
+        if name not in DEPLOYMENT_VARIABLES and text.strip()
+    }
 
 
 def load(path: Path) -> Deployment:

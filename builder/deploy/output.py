@@ -24,6 +24,7 @@ class Rendered:
 
     files: Mapping[str, str]  # relative path -> text
     directory: bool  # True: ``-o DIR`` is required and gets every file
+    notes: tuple[str, ...] = ()  # what the target could not honour, said on stderr
 
     def write(self, output: Path | None, stdout: IO[str]) -> str:
         """Write to ``output`` (or stdout, for a single file); return where it went."""

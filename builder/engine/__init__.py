@@ -17,6 +17,8 @@ from builder.engine.gateway import (
     ImageSummary,
     LazyGateway,
     Missing,
+    Service,
+    Task,
 )
 
 __all__ = [
@@ -31,4 +33,6 @@ __all__ = [
     "ImageSummary",
     "LazyGateway",
     "Missing",
+    "Service",
+    "Task",
 ]

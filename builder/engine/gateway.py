@@ -15,6 +15,8 @@ import dataclasses
 import os
 import re
 import socket
+import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +88,12 @@ class ExitState:
     oom_killed: bool
 
 
+#: The bridge that connects a node's Swarm tasks to the node itself.
+SWARM_BRIDGE = "docker_gwbridge"
+
+#: The label `docker stack deploy` puts on everything of one stack.
+STACK_LABEL = "com.docker.stack.namespace"
+
 #: Starts tried when the engine picks a host port that is still taken.
 PORT_ATTEMPTS = 3
 
@@ -146,11 +154,14 @@ class Container:
             except requests.exceptions.RequestException:
                 raise EngineError(f"{self.name} did not exit within {timeout:.0f} s") from None
 
-    def logs(self, *, stdout: bool = True, stderr: bool = True) -> str:
-        """Everything the container printed so far ("" once it is gone)."""
+    def logs(self, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False) -> str:
+        """Everything the container printed so far ("" once it is gone).
+
+        With ``timestamps`` each line starts with the engine's RFC 3339 time and a space.
+        """
         try:
             with _engine(f"reading the logs of {self.name}"):
-                output = self._container.logs(stdout=stdout, stderr=stderr)
+                output = self._container.logs(stdout=stdout, stderr=stderr, timestamps=timestamps)
         except Missing:
             return ""
         return bytes(output).decode(errors="replace")
@@ -195,6 +206,16 @@ class Container:
         if network not in networks:
             raise EngineError(f"{self.name} is not on network {network}")
         return str(networks[network]["IPAddress"])
+
+    def gateway_address(self) -> str:
+        """Its address on docker_gwbridge, where a Swarm task is reachable from its node."""
+        with _engine(f"looking for {self.name} on docker_gwbridge"):
+            bridge = self._container.client.networks.get(SWARM_BRIDGE)
+            bridge.reload()
+            endpoint = (bridge.attrs.get("Containers") or {}).get(self.id)
+        if not endpoint:
+            raise EngineError(f"{self.name} is not on {SWARM_BRIDGE}: is it a Swarm task?")
+        return str(endpoint["IPv4Address"]).split("/", 1)[0]
 
     def child_commands(self) -> list[str]:
         """The command lines of its PID 1's children (gunicorn's workers, say)."""
@@ -370,6 +391,12 @@ class DockerGateway:
             raise BuildFailed(f"build of {tag} ended without an image id")
         return image_id
 
+    def tag_image(self, source: str, target: str) -> None:
+        """Give a local image another name (``docker tag``)."""
+        repository, _, tag = target.rpartition(":")
+        with _engine(f"tagging {source} as {target}"):
+            self._client.images.get(source).tag(repository, tag)
+
     def remove_image(self, reference: str) -> None:
         """Remove a local image if it exists."""
         with contextlib.suppress(Missing), _engine(f"removing image {reference}"):
@@ -481,6 +508,56 @@ class DockerGateway:
             return Container(server.get_wrapped_container())
         raise AssertionError("not reached")  # pragma: no cover
 
+    # ------------------------------------------------------------------------- swarm
+
+    def swarm_state(self) -> str:
+        """The node's Swarm state: "active", "inactive", "pending" ..."""
+        with _engine("reading the engine's Swarm state"):
+            return str(self._client.info()["Swarm"]["LocalNodeState"])
+
+    def ensure_swarm(self) -> None:
+        """Make this engine a one-node swarm if it is not in one (it never leaves again).
+
+        Leaving (`docker swarm leave`) stopped bridge networks' DNS on this kind of engine
+        until dockerd restarted, so kitbuild never leaves a swarm it made.
+        """
+        if self.swarm_state() == "active":
+            return
+        with _engine("docker swarm init"):
+            self._client.swarm.init()
+
+    def stack_deploy(self, stack_file: Path, name: str, timeout: float = 120) -> str:
+        """`docker stack deploy` (the SDK has no stacks); local images, never a registry."""
+        argv = ["stack", "deploy", "--resolve-image", "never", "--prune"]
+        return _docker_cli([*argv, "-c", str(stack_file), name], timeout)
+
+    def stack_remove(self, name: str, within: float = 120) -> None:
+        """`docker stack rm`, then wait until its containers and network are gone; then its volumes.
+
+        A stack deployed again before its network is gone fails ("network ... not found"),
+        and volumes in use cannot be removed, hence the wait.
+        """
+        _docker_cli(["stack", "rm", name], 60)
+        selector = {"label": f"{STACK_LABEL}={name}"}
+        deadline = time.monotonic() + within
+        while True:
+            with _engine(f"waiting for stack {name} to go"):
+                left = self._client.containers.list(all=True, filters=selector)
+                left += self._client.networks.list(filters=selector)
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        if left:
+            raise EngineError(f"stack {name} still has {[x.name for x in left]} after {within} s")
+        with _engine(f"removing the volumes of stack {name}"):
+            for volume in self._client.volumes.list(filters=selector):
+                volume.remove(force=True)
+
+    def service(self, name: str) -> Service:
+        """A handle on a Swarm service (``<stack>_<service>``)."""
+        with _engine(f"looking for service {name}"):
+            return Service(self._client.services.get(name), self)
+
     # ----------------------------------------------------------------------- cleanup
 
     def labelled(self, key: str, value: str | None = None) -> list[str]:
@@ -506,6 +583,87 @@ class DockerGateway:
                 f"could not remove the containers labelled {key}={value} "
                 f"({error}); remove them with `docker rm -f`"
             ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One task of a Swarm service: its slot, states, image and container (once it has one)."""
+
+    id: str
+    slot: int | None
+    state: str  # what it is: "running", "complete", "shutdown" ...
+    desired: str  # what Swarm wants it to be
+    image: str
+    container_id: str | None
+    error: str
+
+
+class Service:
+    """A handle on one Swarm service; engine errors become kitbuild's."""
+
+    def __init__(self, sdk_service: Any, gateway: DockerGateway) -> None:
+        """Wrap an SDK service; :meth:`DockerGateway.service` makes these."""
+        self._service = sdk_service
+        self._gateway = gateway
+
+    @property
+    def name(self) -> str:
+        """The service's name."""
+        return str(self._service.name)
+
+    def tasks(self) -> list[Task]:
+        """Every task Swarm still knows of (it keeps a few old ones per slot)."""
+        with _engine(f"listing the tasks of {self.name}"):
+            found = self._service.tasks()
+        return [
+            Task(
+                id=str(task["ID"]),
+                slot=task.get("Slot"),
+                state=str(task["Status"]["State"]),
+                desired=str(task["DesiredState"]),
+                image=str(task["Spec"]["ContainerSpec"]["Image"]).split("@", 1)[0],
+                container_id=(task["Status"].get("ContainerStatus") or {}).get("ContainerID"),
+                error=str(task["Status"].get("Err") or ""),
+            )
+            for task in found
+        ]
+
+    def containers(self, state: str = "running") -> list[Container]:
+        """The containers of the tasks in ``state`` (any, with state="")."""
+        return [
+            self._gateway.container(task.container_id)
+            for task in self.tasks()
+            if task.container_id and (not state or task.state == state)
+        ]
+
+    def scale(self, replicas: int) -> None:
+        """Run ``replicas`` tasks (`docker service scale`)."""
+        with _engine(f"scaling {self.name} to {replicas}"):
+            self._service.reload()
+            self._service.scale(replicas)
+
+    def update_state(self) -> str | None:
+        """The rolling update's state ("updating", "completed", "rollback_completed" ...)."""
+        with _engine(f"inspecting {self.name}"):
+            self._service.reload()
+            status = self._service.attrs.get("UpdateStatus") or {}
+        return status.get("State")
+
+
+def _docker_cli(argv: Sequence[str], timeout: float) -> str:
+    """Run the docker CLI for what the SDK lacks (stacks); its output, or one EngineError line."""
+    what = f"docker {' '.join(argv[:2])}"
+    try:
+        done = subprocess.run(
+            ["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise DockerUnavailable(f"{what}: the docker command is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"{what} did not finish within {timeout:.0f} s") from None
+    if done.returncode != 0:
+        raise EngineError(f"{what} failed: {_one_line(done.stderr or done.stdout)}")
+    return done.stdout
 
 
 def _create_options(spec: ContainerSpec) -> dict[str, Any]:
