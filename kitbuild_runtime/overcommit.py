@@ -24,11 +24,14 @@ from typing import Any
 
 from kitbuild_runtime.capacity import Plan
 
-#: The account's other sessions, and how many client addresses they come from.
+#: The account's other sessions, and how many client addresses they come from. Sessions
+#: from the server's own host (its healthcheck, an administrator there) are left out: the
+#: reserve covers them, and no replica runs there.
 SESSIONS_QUERY = (
     "SELECT COUNT(*), COUNT(DISTINCT SUBSTRING_INDEX(HOST, ':', 1)) "
     "FROM information_schema.PROCESSLIST "
-    "WHERE USER = SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AND ID <> CONNECTION_ID()"
+    "WHERE USER = SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AND ID <> CONNECTION_ID() "
+    "AND SUBSTRING_INDEX(HOST, ':', 1) NOT IN ('localhost', '127.0.0.1')"
 )
 
 

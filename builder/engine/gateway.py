@@ -535,14 +535,15 @@ class DockerGateway:
         """`docker stack rm`, then wait until its containers and network are gone; then its volumes.
 
         A stack deployed again before its network is gone fails ("network ... not found"),
-        and volumes in use cannot be removed, hence the wait.
+        and volumes in use cannot be removed, hence the wait. The exited containers of
+        finished jobs, which the engine keeps, are removed here.
         """
         _docker_cli(["stack", "rm", name], 60)
         selector = {"label": f"{STACK_LABEL}={name}"}
         deadline = time.monotonic() + within
         while True:
             with _engine(f"waiting for stack {name} to go"):
-                left = self._client.containers.list(all=True, filters=selector)
+                left = self._client.containers.list(filters=selector)
                 left += self._client.networks.list(filters=selector)
             if not left or time.monotonic() > deadline:
                 break
@@ -550,6 +551,8 @@ class DockerGateway:
         if left:
             raise EngineError(f"stack {name} still has {[x.name for x in left]} after {within} s")
         with _engine(f"removing the volumes of stack {name}"):
+            for container in self._client.containers.list(all=True, filters=selector):
+                Container(container).remove()
             for volume in self._client.volumes.list(filters=selector):
                 volume.remove(force=True)
 

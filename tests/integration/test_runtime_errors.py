@@ -40,6 +40,8 @@ CASES = [
     (DB, [], "database db.invalid:3306/mysite not reachable after 2 s"),
     (DB, ["migrate"], "database db.invalid:3306/mysite not reachable after 2 s"),
     ({"KIT_CPUS": "lots"}, ["plan"], "KIT_CPUS='lots'"),
+    ({**DB, "KIT_MIGRATION_WAIT_TIMEOUT": "soon"}, [], "KIT_MIGRATION_WAIT_TIMEOUT='soon'"),
+    ({**DB, "KIT_OVERCOMMIT": "maybe"}, [], "KIT_OVERCOMMIT='maybe' is not an action"),
 ]
 
 
