@@ -34,7 +34,7 @@ from builder.engine import Container, DockerGateway, Service
 from builder.verify.load import Load, LoadResult
 from builder.verify.server import ServerSession
 from kitbuild_runtime import events
-from tests.integration.conftest import TEST_REPOSITORY, Built
+from tests.integration.conftest import Built
 from tests.integration.test_compose import env_file, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
@@ -160,7 +160,7 @@ def nginx_image(gateway: DockerGateway) -> str:
 @pytest.fixture(scope="module")
 def rollout_image(gateway: DockerGateway, mysite_image: Built) -> Iterator[str]:
     """The same image under a new tag: what a rollout of a new build deploys."""
-    tag = f"{TEST_REPOSITORY}/mysite:rollout-{secrets.token_hex(3)}"
+    tag = f"{mysite_image.tag.rpartition(':')[0]}:rollout-{secrets.token_hex(3)}"
     gateway.tag_image(mysite_image.tag, tag)
     yield tag
     gateway.remove_image(tag)
