@@ -42,6 +42,7 @@ DEPLOYMENT_VARIABLES = frozenset(
         "WEB_STOP_GRACE_PERIOD",
         "PROXY_ADDRESS",
         "PROXY_PORT",
+        "SWARM_ENDPOINT_MODE",
     }
 )
 
