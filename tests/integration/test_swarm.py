@@ -51,6 +51,10 @@ SERVER_LOCAL = {"127.0.0.1", "localhost"}
 #: Load: at least 5 clients per thread of the whole stack, for at least 15 s.
 LOAD_FACTOR, LOAD_SECONDS = 5, 20.0
 LOAD_PATH = "/db/sleep/?seconds=0.05"
+#: Beside it during the rollout: slow requests, so a stopping task takes seconds to drain,
+#: as a real site's slow pages make it. Without the update delay this showed 5 tasks
+#: holding sessions at once (a replaced one still draining when the next one started).
+SLOW_PATH, SLOW_CLIENTS = "/db/sleep/?seconds=5", 12
 
 
 def engine_time(text: str) -> datetime.datetime:
@@ -326,12 +330,12 @@ class Sampler:
 def test_a_rolling_update_under_load_stays_within_the_budget(
     stack: SwarmStack, rollout_image: str
 ) -> None:
-    """A new image deployed while 5 clients per thread load the proxy: every request 200.
+    """A new image deployed while 5 clients per thread (and 12 slow ones) load the proxy.
 
-    Max_used_connections (less the monitor and the db healthcheck) stays within the budget,
-    at most KIT_REPLICAS + KIT_MAX_SURGE web tasks ever hold sessions at once, every task
-    ends on the new image, migrate ran once more (once per deploy), and no new replica
-    warned of overcommit.
+    Every request gets 200; Max_used_connections (less the monitor and the db healthcheck)
+    stays within the budget; at most KIT_REPLICAS + KIT_MAX_SURGE web tasks ever hold
+    sessions at once; every task ends on the new image; migrate ran once more (once per
+    deploy); and no new replica warned of overcommit.
     """
     deployment = stack.render(APP_IMAGE=rollout_image)
     plan = deployment.plan
@@ -341,6 +345,8 @@ def test_a_rolling_update_under_load_stays_within_the_budget(
         session.reset_high_water_mark()
         with Sampler(session, deployment.database.user) as sampler:
             running = load(port, threads, 420).start()
+            slow = Load(port, SLOW_PATH, concurrency=SLOW_CLIENTS, duration=420, timeout=60)
+            slow.start()
             time.sleep(5)
             started = time.monotonic()
             stack.deploy()
@@ -350,17 +356,20 @@ def test_a_rolling_update_under_load_stays_within_the_budget(
                 rolled = time.monotonic() - started
                 time.sleep(5)
                 running.stop()
+                slow.stop()
                 result: LoadResult = running.join()
+                slow_result = slow.join()
         max_used = session.status("Max_used_connections")
     web = stack.web()
     report = (
-        f"{result.summary()}; {result.total / result.seconds:.0f} req/s; rollout {rolled:.0f} s; "
-        f"max_used={max_used}; sampled peak={sampler.peak} sessions on {sampler.overlap} tasks; "
-        f"budget={plan.budget}"
+        f"{result.summary()}; {result.total / result.seconds:.0f} req/s; slow: "
+        f"{slow_result.summary()}; rollout {rolled:.0f} s; max_used={max_used}; "
+        f"sampled peak={sampler.peak} sessions on {sampler.overlap} tasks; budget={plan.budget}"
     )
     print(report)
 
     assert {200: result.total} == result.statuses, report
+    assert {200: slow_result.total} == slow_result.statuses, report
     assert max_used - MONITOR_CONNECTIONS - HEALTHCHECK_CONNECTIONS <= plan.budget, report
     assert sampler.overlap <= REPLICAS + SURGE, report
     assert [rollout_image] * REPLICAS == [c.inspect()["Config"]["Image"] for c in web]
