@@ -542,16 +542,18 @@ class DockerGateway:
         selector = {"label": f"{STACK_LABEL}={name}"}
         deadline = time.monotonic() + within
         while True:
+            # Sparse: the engine removes containers meanwhile, and a full listing inspects
+            # each one it found (a 404 for one just gone).
             with _engine(f"waiting for stack {name} to go"):
-                left = self._client.containers.list(filters=selector)
-                left += self._client.networks.list(filters=selector)
+                left = [c.id for c in self._client.containers.list(filters=selector, sparse=True)]
+                left += [n.name for n in self._client.networks.list(filters=selector)]
             if not left or time.monotonic() > deadline:
                 break
             time.sleep(1)
         if left:
-            raise EngineError(f"stack {name} still has {[x.name for x in left]} after {within} s")
+            raise EngineError(f"stack {name} still has {left} after {within} s")
         with _engine(f"removing the volumes of stack {name}"):
-            for container in self._client.containers.list(all=True, filters=selector):
+            for container in self._client.containers.list(all=True, filters=selector, sparse=True):
                 Container(container).remove()
             for volume in self._client.volumes.list(filters=selector):
                 volume.remove(force=True)
