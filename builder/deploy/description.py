@@ -24,6 +24,34 @@ if TYPE_CHECKING:
 #: The secret files a deployment's SECRETS_DIR holds (deploy/make-secrets makes them).
 SECRET_FILES = ("db_root_password", "db_password", "secret_key")
 
+#: Variables that tell an engine how to run the deployment, not the app how to behave: a
+#: generator that writes the app's environment itself (Kubernetes' ConfigMap) leaves them
+#: out. Compose hands the whole file to the app, where none of them has a kit prefix to warn.
+ENGINE_VARIABLES = frozenset(
+    {
+        "DEPLOY_ENV_FILE",
+        "COMPOSE_PROJECT_NAME",
+        "COMPOSE_PROFILES",
+        "COMPOSE_FILE",
+        "APP_IMAGE",
+        "DB_IMAGE",
+        "PROXY_IMAGE",
+        "PROXY_ADDRESS",
+        "PROXY_PORT",
+        "SECRETS_DIR",
+        "WEB_CPUS",
+        "WEB_MEMORY",
+        "WEB_ADDRESS",
+        "WEB_PORT",
+        "WEB_STOP_GRACE_PERIOD",
+        # Kubernetes only (builder/deploy/kubernetes.py).
+        "WEB_MIN_REPLICAS",
+        "WEB_CPU_TARGET",
+        "WEB_STOP_DELAY",
+        "KUBERNETES_SECRET",
+    }
+)
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -175,22 +203,36 @@ def parse_deployment(variables: Mapping[str, str], source: Path) -> Deployment:
 
 
 def plan_for(
-    variables: Mapping[str, str], web_cpus: float, web_memory: str | None = None
+    variables: Mapping[str, str],
+    web_cpus: float,
+    web_memory: str | None = None,
+    *,
+    memory_source: str = "WEB_MEMORY",
 ) -> capacity.Plan:
     """The plan each web container will compute: its limits, the file's other settings.
 
     Every capacity setting the file gives (KIT_REPLICAS, KIT_MAX_SURGE,
     DATABASE_MAX_CONNECTIONS, DATABASE_RESERVED_CONNECTIONS, KIT_MAX_THREADS ...) is read
     the way the entrypoint reads it; the CPU and memory limits are WEB_CPUS and WEB_MEMORY,
-    which the engine sets as the container's cgroup limits. PlanError when the budget
-    cannot hold every container.
+    which the engine sets as the container's cgroup limits (``memory_source`` names a
+    memory limit the engine's generator chose itself). PlanError when the budget cannot
+    hold every container.
     """
     flags = {"cpus": str(web_cpus), "memory": web_memory}
     settings, sources = capacity.read_settings(flags, variables)
     sources["cpus"] = "WEB_CPUS"
     if web_memory is not None:
-        sources["memory"] = "WEB_MEMORY"
+        sources["memory"] = memory_source
     return capacity.make_plan(settings, capacity.Limits(cgroup_version="none"), sources)
+
+
+def app_environment(deployment: Deployment) -> dict[str, str]:
+    """The file's variables the app containers get: all but the engine's own."""
+    return {
+        name: text
+        for name, text in deployment.variables.items()
+        if name not in ENGINE_VARIABLES
+    }
 
 
 def check_secrets(deployment: Deployment, names: tuple[str, ...] = SECRET_FILES) -> None:
