@@ -229,9 +229,7 @@ def plan_for(
 def app_environment(deployment: Deployment) -> dict[str, str]:
     """The file's variables the app containers get: all but the engine's own."""
     return {
-        name: text
-        for name, text in deployment.variables.items()
-        if name not in ENGINE_VARIABLES
+        name: text for name, text in deployment.variables.items() if name not in ENGINE_VARIABLES
     }
 
 

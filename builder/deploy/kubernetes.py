@@ -324,4 +324,4 @@ def render(deployment: Deployment) -> Rendered:
     return Rendered(files, directory=True)
 
 
-TARGETS[NAME] = sys.modules[__name__]  # type: ignore[assignment]
+TARGETS[NAME] = sys.modules[__name__]
