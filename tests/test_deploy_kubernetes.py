@@ -138,6 +138,8 @@ CASES: dict[str, tuple[Path, dict[str, str | None]]] = {
             "KIT_HEALTH_PATH": "/-/ready",
             "KIT_LIVE_PATH": "/-/live",
             "KUBERNETES_SECRET": "site-db-and-key",
+            "DATABASE_WAIT_TIMEOUT": "120",
+            "KIT_MIGRATION_WAIT_TIMEOUT": "900",
         },
     ),
 }
@@ -413,6 +415,19 @@ def test_probe_paths_follow_the_env_file() -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+def test_the_startup_probe_waits_as_long_as_serve_does(case: str) -> None:
+    """Startup tolerates the database wait and the wait for the migration Job, and more."""
+    numbers = read_back(rendered(case))
+    probe = numbers["container"]["startupProbe"]
+    config = numbers["config"]
+    waits = int(config.get("DATABASE_WAIT_TIMEOUT", "60")) + int(
+        config.get("KIT_MIGRATION_WAIT_TIMEOUT", "300")
+    )
+
+    assert probe["periodSeconds"] * probe["failureThreshold"] > waits
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_the_grace_period_outlasts_the_stop_delay_and_gunicorns_graceful_timeout(
     case: str,
 ) -> None:
@@ -532,7 +547,9 @@ def test_an_external_server_is_the_pods_database_host() -> None:
         ({"WEB_CPUS": "0.0125"}, "WEB_CPUS=0.0125 has more than 3 decimals"),
         ({"WEB_STOP_GRACE_PERIOD": "30s"}, "WEB_STOP_GRACE_PERIOD='30' is out of range"),
         ({"WEB_STOP_DELAY": "0"}, "WEB_STOP_DELAY='0' is out of range"),
-        ({"DATABASE_PASSWORD": "hunter2"}, "DATABASE_PASSWORD is a secret"),
+        ({"DATABASE_PASSWORD": "hunter2"}, "DATABASE_PASSWORD holds a secret's value"),
+        ({"DATABASE_URL": "mysql://u:p@db/x"}, "DATABASE_URL holds a secret's value"),
+        ({"KIT_MIGRATION_WAIT_TIMEOUT": "-5"}, "KIT_MIGRATION_WAIT_TIMEOUT='-5' is out of range"),
         ({"COMPOSE_PROJECT_NAME": "My_Site"}, "'My_Site' (COMPOSE_PROJECT_NAME"),
         ({"KIT_REPLICAS": None}, "KIT_REPLICAS is not set"),
         ({"PORT": "http"}, "PORT='http'"),

@@ -24,26 +24,24 @@ if TYPE_CHECKING:
 #: The secret files a deployment's SECRETS_DIR holds (deploy/make-secrets makes them).
 SECRET_FILES = ("db_root_password", "db_password", "secret_key")
 
-#: Variables that tell an engine how to run the deployment, not the app how to behave: a
-#: generator that writes the app's environment itself (Kubernetes' ConfigMap) leaves them
-#: out. Compose hands the whole file to the app, where none of them has a kit prefix to warn.
-ENGINE_VARIABLES = frozenset(
+#: Variables that describe the deployment to kitbuild and compose, not to the app: they
+#: stay out of the app containers' environment, so changing one restarts no replica.
+DEPLOYMENT_VARIABLES = frozenset(
     {
         "DEPLOY_ENV_FILE",
         "COMPOSE_PROJECT_NAME",
         "COMPOSE_PROFILES",
-        "COMPOSE_FILE",
         "APP_IMAGE",
         "DB_IMAGE",
         "PROXY_IMAGE",
-        "PROXY_ADDRESS",
-        "PROXY_PORT",
         "SECRETS_DIR",
-        "WEB_CPUS",
-        "WEB_MEMORY",
         "WEB_ADDRESS",
         "WEB_PORT",
+        "WEB_CPUS",
+        "WEB_MEMORY",
         "WEB_STOP_GRACE_PERIOD",
+        "PROXY_ADDRESS",
+        "PROXY_PORT",
         # Kubernetes only (builder/deploy/kubernetes.py).
         "WEB_MIN_REPLICAS",
         "WEB_CPU_TARGET",
@@ -51,6 +49,10 @@ ENGINE_VARIABLES = frozenset(
         "KUBERNETES_SECRET",
     }
 )
+
+#: Variables whose value is a secret: an orchestrator's file must never carry them, the
+#: secret files under SECRETS_DIR do (read through the *_FILE variables).
+SECRET_VARIABLES = ("DATABASE_PASSWORD", "DATABASE_URL", "SECRET_KEY")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -226,13 +228,6 @@ def plan_for(
     return capacity.make_plan(settings, capacity.Limits(cgroup_version="none"), sources)
 
 
-def app_environment(deployment: Deployment) -> dict[str, str]:
-    """The file's variables the app containers get: all but the engine's own."""
-    return {
-        name: text for name, text in deployment.variables.items() if name not in ENGINE_VARIABLES
-    }
-
-
 def check_secrets(deployment: Deployment, names: tuple[str, ...] = SECRET_FILES) -> None:
     """Every secret file the deployment mounts exists and is not empty."""
     for name in names:
@@ -242,6 +237,30 @@ def check_secrets(deployment: Deployment, names: tuple[str, ...] = SECRET_FILES)
                 f"{deployment.source}: secret file {path} is missing or empty: make it with "
                 f"`deploy/make-secrets {deployment.secrets_dir}`"
             )
+
+
+def check_no_secret_values(deployment: Deployment) -> None:
+    """The env file names no secret by value: an engine's file would carry it in clear."""
+    for name in SECRET_VARIABLES:
+        if deployment.variables.get(name, "").strip():
+            raise DeployError(
+                f"{deployment.source}: {name} holds a secret's value, which would be written "
+                f"into the deployment's files: remove it and keep the secret in "
+                f"{deployment.secrets_dir} (deploy/make-secrets), read through *_FILE"
+            )
+
+
+def app_variables(deployment: Deployment) -> dict[str, str]:
+    """The env file's variables the app containers get: all but the deployment's own.
+
+    Empty values are left out (the image treats them as unset). The engine adds the
+    database's address and the *_FILE paths of its secrets.
+    """
+    return {
+        name: text
+        for name, text in deployment.variables.items()
+        if name not in DEPLOYMENT_VARIABLES and text.strip()
+    }
 
 
 def load(path: Path) -> Deployment:

@@ -48,18 +48,17 @@ SUMMARY = "a directory for `kubectl apply -k`: Deployment, migration Job, Servic
 
 TEMPLATES = "deploy/kubernetes"
 
-#: Variables that carry secrets: on Kubernetes they come from the Secret, as files.
-SECRET_VARIABLES = ("DATABASE_PASSWORD", "SECRET_KEY", "DATABASE_URL")
-
 #: Where the Secret is mounted, and the files the app reads from it (*_FILE variables).
 SECRETS_MOUNT = "/run/secrets"
 SECRET_KEYS = {"DATABASE_PASSWORD_FILE": "db_password", "SECRET_KEY_FILE": "secret_key"}
 
 #: Seconds between startup probes; the startup window is a whole number of them.
 STARTUP_PERIOD = 5
-#: Seconds a starting pod may spend after its database wait before it answers: the wait for
-#: the migration Job (the image's serve waits until no migration is unapplied) and gunicorn.
-STARTUP_ALLOWANCE = 600
+#: The image's serve waits this long for the migration Job by default (until no migration of
+#: the image is unapplied; KIT_MIGRATION_WAIT_TIMEOUT, read by the runtime's environment).
+MIGRATION_WAIT_DEFAULT = 300
+#: Seconds for Django's setup and gunicorn's start, after the waits, before the first answer.
+STARTUP_MARGIN = 60
 #: Seconds between the end of gunicorn's graceful timeout and the kubelet's SIGKILL.
 GRACE_MARGIN = 10
 #: The longest period an HPA scaling policy may have (autoscaling/v2).
@@ -163,8 +162,15 @@ def _timing(variables: Mapping[str, str]) -> Timing:
             7200,
             f"seconds, above WEB_STOP_DELAY {delay} + GUNICORN_GRACEFUL_TIMEOUT {graceful}",
         )
-    wait = environment.wait_timeout(variables)
-    failures = math.ceil((wait + STARTUP_ALLOWANCE) / STARTUP_PERIOD)
+    waits = environment.wait_timeout(variables) + environment.whole(
+        variables,
+        "KIT_MIGRATION_WAIT_TIMEOUT",
+        MIGRATION_WAIT_DEFAULT,
+        0,
+        86400,
+        meaning="seconds to wait for this image's migrations, 0 not to wait",
+    )
+    failures = math.ceil((waits + STARTUP_MARGIN) / STARTUP_PERIOD)
     return Timing(delay, graceful, grace, failures)
 
 
@@ -190,12 +196,7 @@ def plan_kubernetes(deployment: Deployment) -> KubernetesDeployment:
     where = deployment.source
     variables = deployment.variables
     name = _check_name(deployment)
-    for secret in SECRET_VARIABLES:
-        if variables.get(secret, "").strip():
-            raise DeployError(
-                f"{where}: {secret} is a secret: on Kubernetes it comes from the Secret as a "
-                "file (README: Kubernetes); remove it from the env file"
-            )
+    description.check_no_secret_values(deployment)
     try:
         min_text = variables.get("WEB_MIN_REPLICAS", "").strip()
         min_replicas = (
@@ -228,7 +229,7 @@ def plan_kubernetes(deployment: Deployment) -> KubernetesDeployment:
         )
     pods = count_pods(deployment.replicas, deployment.surge, min_replicas)
     config = {
-        **description.app_environment(deployment),
+        **description.app_variables(deployment),
         "DATABASE_HOST": deployment.database.host,
         "DATABASE_PORT": str(deployment.database.port),
         "DATABASE_NAME": deployment.database.name,
