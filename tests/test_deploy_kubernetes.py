@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from builder import cli
 from builder.deploy.output import MARKER
+from tests.test_deploy_description import with_changes
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
@@ -40,23 +41,6 @@ needs_kubectl = pytest.mark.skipif(
 
 
 # --------------------------------------------------------------------------------- helpers
-
-
-def env_with(source: Path, folder: Path, **changes: str | None) -> Path:
-    """A copy of ``source`` in ``folder`` with variables replaced, added, or (None) removed."""
-    lines = []
-    for line in source.read_text().splitlines():
-        name = line.partition("=")[0]
-        if name in changes:
-            value = changes.pop(name)
-            if value is not None:
-                lines.append(f"{name}={value}")
-        else:
-            lines.append(line)
-    lines += [f"{name}={value}" for name, value in changes.items() if value is not None]
-    path = folder / "site.env"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def deploy(env_file: Path, output: Path | None) -> tuple[int, str, str]:
@@ -104,12 +88,17 @@ def kitbuild_plan(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     return json.loads(out.getvalue())  # type: ignore[no-any-return]
 
 
+#: Where the named cases are rendered, once per session; removed when the session ends.
+_RENDERS = tempfile.TemporaryDirectory(prefix="kitbuild-k8s-")
+
+
 @functools.cache
 def rendered(case: str) -> Path:
     """The directory `kitbuild deploy kubernetes` wrote for a named case (rendered once)."""
-    folder = Path(tempfile.mkdtemp(prefix=f"k8s-{case}-"))
+    folder = Path(_RENDERS.name) / case
+    folder.mkdir()
     source, changes = CASES[case]
-    env_file = env_with(source, folder, **changes)
+    env_file = with_changes(source, folder, **changes)
     code, _, err = deploy(env_file, folder / "out")
     assert 0 == code, err
     return folder / "out"
@@ -318,7 +307,7 @@ def test_without_min_replicas_there_is_no_autoscaler() -> None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -345,7 +334,7 @@ def test_any_numbers_are_either_refused_or_kept_within_the_budget(
     min_replicas = None if min_fraction is None else max(1, round(min_fraction * replicas))
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
-        env_file = env_with(
+        env_file = with_changes(
             DEPLOY / "production.env",
             folder,
             KIT_REPLICAS=str(replicas),
@@ -468,7 +457,7 @@ def test_migrations_run_in_a_job_named_for_the_image() -> None:
     kinds = by_kind(documents(rendered("production")))
     job = kinds["Job"]
     with tempfile.TemporaryDirectory() as temporary:
-        env_file = env_with(DEPLOY / "production.env", Path(temporary), APP_IMAGE="mysite:2.0")
+        env_file = with_changes(DEPLOY / "production.env", Path(temporary), APP_IMAGE="mysite:2.0")
         assert 0 == deploy(env_file, Path(temporary) / "out")[0]
         other = by_kind(documents(Path(temporary) / "out"))["Job"]
 
@@ -485,7 +474,7 @@ def test_secrets_come_from_a_secret_as_files_and_no_value_is_written(tmp_path: P
     values = {"db_password": "pw-7f3a9c1e", "secret_key": "k" * 40 + "-9d2b"}
     for name, text in values.items():
         (secrets / name).write_text(text)
-    env_file = env_with(DEPLOY / "staging.env", tmp_path, SECRETS_DIR=str(secrets))
+    env_file = with_changes(DEPLOY / "staging.env", tmp_path, SECRETS_DIR=str(secrets))
 
     assert 0 == deploy(env_file, tmp_path / "out")[0]
     docs = documents(tmp_path / "out")
@@ -562,7 +551,7 @@ def test_bad_env_files_are_one_line_exit_1_and_nothing_written(
     out = tmp_path / "out"
     assert 0 == deploy(DEPLOY / "production.env", out)[0]
     before = {path.name: path.read_text() for path in out.iterdir()}
-    env_file = env_with(DEPLOY / "production.env", tmp_path, **changes)
+    env_file = with_changes(DEPLOY / "production.env", tmp_path, **changes)
 
     code, stdout, stderr = deploy(env_file, out)
 
@@ -573,7 +562,7 @@ def test_bad_env_files_are_one_line_exit_1_and_nothing_written(
     assert before == {path.name: path.read_text() for path in out.iterdir()}
 
 
-def test_a_directory_target_needs_o(tmp_path: Path) -> None:
+def test_a_directory_target_needs_o() -> None:
     """Without -o: one line asking for it, exit 1, nothing on stdout."""
     code, stdout, stderr = deploy(DEPLOY / "staging.env", None)
 
@@ -584,7 +573,7 @@ def test_a_directory_target_needs_o(tmp_path: Path) -> None:
 def test_a_rerender_replaces_the_directory_whole(tmp_path: Path) -> None:
     """A render with an HPA, then one without: hpa.yaml goes, the marker stays."""
     out = tmp_path / "out"
-    with_hpa = env_with(DEPLOY / "production.env", tmp_path, WEB_MIN_REPLICAS="1")
+    with_hpa = with_changes(DEPLOY / "production.env", tmp_path, WEB_MIN_REPLICAS="1")
     assert 0 == deploy(with_hpa, out)[0]
     assert (out / "hpa.yaml").exists()
 
