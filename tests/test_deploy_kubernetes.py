@@ -315,7 +315,7 @@ def test_without_min_replicas_there_is_no_autoscaler() -> None:
     replicas=st.integers(1, 40),
     surge=st.integers(0, 8),
     min_fraction=st.one_of(st.none(), st.floats(0, 1)),
-    cpu_millis=st.sampled_from([100, 250, 500, 1000, 1500, 2000, 3250, 8000]),
+    cpu_millis=st.sampled_from([100, 250, 500, 1000, 1001, 1500, 2000, 2333, 3250, 8000]),
     max_connections=st.integers(10, 3000),
     memory=st.one_of(st.none(), st.sampled_from(["200M", "1G", "4G"])),
 )

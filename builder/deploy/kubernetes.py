@@ -222,7 +222,7 @@ def plan_kubernetes(deployment: Deployment) -> KubernetesDeployment:
             "GUNICORN_GRACEFUL_TIMEOUT or WEB_STOP_GRACE_PERIOD, or unset WEB_MIN_REPLICAS"
         )
     cpu_millis = deployment.web_cpus * 1000
-    if cpu_millis != round(cpu_millis):
+    if abs(cpu_millis - round(cpu_millis)) > 1e-6:  # 1.001 x 1000 is 1000.9999999999999
         raise DeployError(
             f"{where}: WEB_CPUS={deployment.web_cpus:g} has more than 3 decimals: Kubernetes "
             "counts CPUs in thousandths (e.g. 1.5 or 0.25)"
