@@ -23,16 +23,7 @@ from builder.verify.load import LoadResult, Sample
 from builder.verify.options import VerifyError, VerifyOptions, parse_options
 from builder.verify.report import Report
 from builder.verify.run import run_verify
-from kitbuild_runtime import capacity
-from kitbuild_runtime.events import PlanRecord
-
-#: The plan of mysite at one CPU against max_connections 40: 3 x 12 = 36 of a budget of 37.
-PLAN = PlanRecord(
-    capacity.make_plan(
-        capacity.Settings(cpus=1, max_connections=40), capacity.Limits(cgroup_version="none")
-    ),
-    server_max_connections=40,
-)
+from tests.verify_reports import PLAN
 
 
 def load_of(*statuses: int | None, errors: int = 0) -> LoadResult:

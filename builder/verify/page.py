@@ -35,6 +35,9 @@ BLUE, GREY, RED, GREEN, ORANGE, PURPLE = (
 #: Variables whose values the page does not show: they may carry secrets.
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
 
+#: Variables that change gunicorn's settings after the plan was made (the negative control).
+OVERRIDING = frozenset({"GUNICORN_CMD_ARGS"})
+
 #: The plan's fields, in the order the page lists them.
 PLAN_FIELDS = (
     "cpus",
@@ -66,8 +69,7 @@ def timeline_charts(report: Report) -> list[LineChart]:
             "connections",
             "The app's open connections against its budget",
             xs,
-            [
-                Series("app_connections", "open now", BLUE, [p.app_connections for p in points]),
+            [  # the peak first, so the open connections are drawn over it where they meet
                 Series(
                     "app_high_water",
                     "peak so far",
@@ -75,6 +77,7 @@ def timeline_charts(report: Report) -> list[LineChart]:
                     [p.app_high_water for p in points],
                     dashed=True,
                 ),
+                Series("app_connections", "open now", BLUE, [p.app_connections for p in points]),
             ],
             unit="connections",
             rules=[Rule("budget", f"budget {budget}", budget, RED)],
@@ -149,6 +152,7 @@ def render_html(report: Report) -> str:
         charts=[render_chart(chart) for chart in timeline_charts(report)],
         plan_rows=[(name, plan[name], reasons.get(name, "")) for name in PLAN_FIELDS],
         environment=shown_environment(report.options.environment),
+        overridden=OVERRIDING & report.options.environment.keys(),
         first_failure=report.measured.timeline.first_failure,
         monitor_sessions=MONITOR_SESSIONS,
         version=__version__,
