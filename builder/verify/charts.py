@@ -106,13 +106,9 @@ class Line:
 
 
 @dataclasses.dataclass(frozen=True)
-class RuleLine:
-    """A rule laid out: its y, and its label's place."""
+class RuleLine(Rule):
+    """A rule laid out: the rule, and the y it is drawn at."""
 
-    key: str
-    label: str
-    value: float
-    color: str
     y: float
 
 

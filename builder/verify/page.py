@@ -56,70 +56,64 @@ PLAN_FIELDS = (
 )
 
 
+#: The timeline's charts: key, title, unit, and each series as (the Point attribute it
+#: draws, its label, its colour, dashed). The connections chart also gets the budget line.
+CHARTS: tuple[tuple[str, str, str, tuple[tuple[str, str, str, bool], ...]], ...] = (
+    (
+        "connections",
+        "The app's open connections against its budget",
+        "connections",
+        # The peak first, so the open connections are drawn over it where they meet.
+        (
+            ("app_high_water", "peak so far", GREY, True),
+            ("app_connections", "open now", BLUE, False),
+        ),
+    ),
+    (
+        "throughput",
+        "Requests answered 2xx per second",
+        "requests / s",
+        (("requests_per_second", "answered per second", GREEN, False),),
+    ),
+    (
+        "latency",
+        "Latency of the responses ending in each second",
+        "seconds",
+        (("latency_p50", "p50", BLUE, False), ("latency_p99", "p99", ORANGE, False)),
+    ),
+    (
+        "failures",
+        "Failures in each second",
+        "count",
+        (
+            ("failed", "failed requests", RED, False),
+            ("errors_1040", "refused (1040)", PURPLE, False),
+        ),
+    ),
+)
+
+
 def timeline_charts(report: Report) -> list[LineChart]:
     """The four charts of the run: connections against the budget, throughput, latency, failures."""
     timeline = report.measured.timeline
     points = timeline.points
-    xs = [point.second for point in points]
     budget = report.measured.plan.plan.budget
     first = timeline.first_failure
     markers = [(f"first failures, {first.second:g} s", first.second)] if first else []
     return [
         line_chart(
-            "connections",
-            "The app's open connections against its budget",
-            xs,
-            [  # the peak first, so the open connections are drawn over it where they meet
-                Series(
-                    "app_high_water",
-                    "peak so far",
-                    GREY,
-                    [p.app_high_water for p in points],
-                    dashed=True,
-                ),
-                Series("app_connections", "open now", BLUE, [p.app_connections for p in points]),
-            ],
-            unit="connections",
-            rules=[Rule("budget", f"budget {budget}", budget, RED)],
-            markers=markers,
-        ),
-        line_chart(
-            "throughput",
-            "Requests answered 2xx per second",
-            xs,
+            key,
+            title,
+            [point.second for point in points],
             [
-                Series(
-                    "requests_per_second",
-                    "answered per second",
-                    GREEN,
-                    [p.requests_per_second for p in points],
-                )
+                Series(name, label, colour, [getattr(p, name) for p in points], dashed=dashed)
+                for name, label, colour, dashed in series
             ],
-            unit="requests / s",
+            unit=unit,
+            rules=[Rule("budget", f"budget {budget}", budget, RED)] if key == "connections" else [],
             markers=markers,
-        ),
-        line_chart(
-            "latency",
-            "Latency of the responses ending in each second",
-            xs,
-            [
-                Series("latency_p50", "p50", BLUE, [p.latency_p50 for p in points]),
-                Series("latency_p99", "p99", ORANGE, [p.latency_p99 for p in points]),
-            ],
-            unit="seconds",
-            markers=markers,
-        ),
-        line_chart(
-            "failures",
-            "Failures in each second",
-            xs,
-            [
-                Series("failed", "failed requests", RED, [p.failed for p in points]),
-                Series("errors_1040", "refused (1040)", PURPLE, [p.errors_1040 for p in points]),
-            ],
-            unit="count",
-            markers=markers,
-        ),
+        )
+        for key, title, unit, series in CHARTS
     ]
 
 
