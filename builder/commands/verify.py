@@ -25,7 +25,7 @@ from builder.verify.output import check_destinations, write_files
 from builder.verify.page import render_html
 from builder.verify.run import EXIT_PROMISE_FAILED, OVERLOAD_FACTOR, check_images, run_verify
 from builder.verify.server import ServerSession
-from builder.verify.stack import VerifyStack
+from builder.verify.stack import RUN_LABEL, VerifyStack
 
 if TYPE_CHECKING:
     from builder.commands._shared import Io
@@ -110,7 +110,9 @@ def run(args: argparse.Namespace, io: Io) -> int:
     try:
         with interruptible():
             check_images(options, gateway, io.progress)
-            stack = VerifyStack(gateway, secrets.token_hex(6))
+            run_id = secrets.token_hex(6)
+            stack = VerifyStack(gateway, run_id)
+            io.progress(f"kitbuild: this run's containers carry the label {RUN_LABEL}={run_id}")
             report = run_verify(options, stack=stack, monitor=_monitor, load=_load, say=io.progress)
     finally:
         gateway.close()

@@ -4,8 +4,9 @@ The passing run and the negative control are the issue's acceptance checks: the 
 the promise, the second (the seed's static recipe forced through the environment) must
 break it, with the failures counted. Each runs once for the module, with --json, --report
 and --junit, and the tests read its report, its page (also in headless Chromium, where it
-is installed) and its JUnit XML. Every run also checks that nothing it started is left:
-no container and no network carrying verify's label.
+is installed) and its JUnit XML. Every run also checks that nothing it started is left: no
+container and no network carrying its own run's label, which its progress names (other
+sessions may run verify on the same engine at the same time).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,11 +49,19 @@ def verify_cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture
-def clean_engine(gateway: DockerGateway) -> DockerGateway:
-    """The engine, with no verify leftovers before the test (and a check after it)."""
-    assert [] == gateway.labelled(RUN_LABEL)
-    return gateway
+#: The progress line that names a run's label, so a test checks its own run's leftovers
+#: (other sessions may be running verify on the same engine at the same time).
+RUN_LINE = re.compile(r"carry the label io\.kitbuild\.verify=(\w+)")
+
+
+def left_by(gateway: DockerGateway, err: str) -> list[str]:
+    """The containers and network that the run whose progress is ``err`` left behind.
+
+    A run stopped before its first container (a missing image) names no label: it left
+    nothing, since nothing was started.
+    """
+    found = RUN_LINE.search(err)
+    return [] if found is None else gateway.labelled(RUN_LABEL, found[1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +77,10 @@ class VerifyRun:
 
 def run_with_files(gateway: DockerGateway, directory: Path, *argv: str) -> VerifyRun:
     """Run verify with --json, --report and --junit into ``directory``; nothing may be left."""
-    assert [] == gateway.labelled(RUN_LABEL)
     html, junit = directory / "report.html", directory / "junit.xml"
     code, out, err = verify_cli(*argv, "--json", "--report", str(html), "--junit", str(junit))
-    assert [] == gateway.labelled(RUN_LABEL)
+    assert RUN_LINE.search(err), err
+    assert [] == left_by(gateway, err)
     return VerifyRun(code, err, json.loads(out), html, junit)
 
 
@@ -250,7 +260,7 @@ def test_report_renders_its_charts_in_chromium(
     ids=["server image that cannot be had", "page that is not found"],
 )
 def test_a_run_that_cannot_be_made_stops_with_one_line(
-    argv: list[str], message: str, mysite_image: Built, clean_engine: DockerGateway
+    argv: list[str], message: str, mysite_image: Built, gateway: DockerGateway
 ) -> None:
     """A server image neither here nor pullable, or a --path that answers 404 before any load.
 
@@ -260,7 +270,7 @@ def test_a_run_that_cannot_be_made_stops_with_one_line(
 
     assert (1, "") == (code, out)
     assert message == err.splitlines()[-1]
-    assert [] == clean_engine.labelled(RUN_LABEL)
+    assert [] == left_by(gateway, err)
 
 
 @pytest.mark.parametrize(
@@ -279,17 +289,17 @@ def test_a_run_that_cannot_be_made_stops_with_one_line(
     ],
 )
 def test_images_that_cannot_be_verified(
-    image: str, message: str, mysql_server_image: str, clean_engine: DockerGateway
+    image: str, message: str, mysql_server_image: str, gateway: DockerGateway
 ) -> None:
     """A missing image, or one kitbuild did not build: one line, exit 1."""
     code, out, err = verify_cli(image)
 
     assert (1, "", f"kitbuild: error: {message}\n") == (code, out, err)
-    assert [] == clean_engine.labelled(RUN_LABEL)
+    assert [] == left_by(gateway, err)
 
 
 def test_app_that_cannot_start_is_reported_with_its_own_line(
-    mysite_image: Built, clean_engine: DockerGateway
+    mysite_image: Built, gateway: DockerGateway
 ) -> None:
     """An app that exits at start (here: a bad setting) fails the run with the app's reason."""
     code, _, err = verify_cli(mysite_image.tag, "--env", "GUNICORN_TIMEOUT=never")
@@ -298,7 +308,7 @@ def test_app_that_cannot_start_is_reported_with_its_own_line(
     last = err.splitlines()[-1]
     assert last.startswith("kitbuild: error: `migrate` in ")
     assert "GUNICORN_TIMEOUT" in last
-    assert [] == clean_engine.labelled(RUN_LABEL)
+    assert [] == left_by(gateway, err)
 
 
 def test_docker_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -314,7 +324,7 @@ def test_docker_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_removes_everything(
-    signal_number: int, mysite_image: Built, clean_engine: DockerGateway
+    signal_number: int, mysite_image: Built, gateway: DockerGateway
 ) -> None:
     """Ctrl-C (or SIGTERM) in the middle of the load: exit 130, every container removed."""
     with subprocess.Popen(
@@ -334,7 +344,9 @@ def test_interrupted_run_removes_everything(
                     break
             else:
                 pytest.fail(f"the run ended before its load: {''.join(seen)}")
-            assert len(clean_engine.labelled(RUN_LABEL)) >= 3  # server, app and network
+            started = "".join(seen)
+            assert RUN_LINE.search(started), started
+            assert len(left_by(gateway, started)) >= 3  # server, app and network
             time.sleep(2)
             process.send_signal(signal_number)
             _, err = process.communicate(timeout=90)
@@ -346,4 +358,4 @@ def test_interrupted_run_removes_everything(
     assert 130 == process.returncode
     assert err.rstrip().endswith("kitbuild: interrupted")
     assert "Traceback" not in err
-    assert [] == clean_engine.labelled(RUN_LABEL)
+    assert [] == left_by(gateway, started)
