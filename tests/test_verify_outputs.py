@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from pathlib import Path
@@ -57,6 +58,21 @@ def test_page_of_a_failed_run_shows_where_failures_began_and_each_reason() -> No
     for failure in report.verdict.failures:
         assert failure in page.text
     assert "the app held 46 connections at once, over its budget of 37" in page.text
+
+
+def test_page_explains_open_connections_read_above_the_peak_only_when_they_were() -> None:
+    """Two counters can disagree for a moment; the page says why, and only when they did."""
+    report = sampled_report(seconds=3)
+    tick = report.measured.timeline.points[1]
+    above = dataclasses.replace(tick, app_connections=(tick.app_high_water or 0) + 1)
+    timeline = dataclasses.replace(
+        report.measured.timeline, points=(report.measured.timeline.points[0], above)
+    )
+    measured = dataclasses.replace(report.measured, timeline=timeline)
+
+    note = "At moments the open connections read above the peak"
+    assert note not in render_html(report)
+    assert note in render_html(dataclasses.replace(report, measured=measured))
 
 
 def test_page_is_self_contained() -> None:

@@ -148,6 +148,11 @@ def render_html(report: Report) -> str:
         environment=shown_environment(report.options.environment),
         overridden=OVERRIDING & report.options.environment.keys(),
         first_failure=report.measured.timeline.first_failure,
+        open_above_peak=any(
+            p.app_connections > p.app_high_water
+            for p in report.measured.timeline.points
+            if p.app_connections is not None and p.app_high_water is not None
+        ),
         monitor_sessions=MONITOR_SESSIONS,
         version=__version__,
     )
