@@ -2,6 +2,7 @@
 
     python bench/throughput.py [--image mysite:latest] [--cpus 1,2] [--duration 8]
                                [--confirm 2] [--quick] [--no-builds] [--output bench/results.md]
+    python bench/throughput.py --heatmaps-only   # redraw the heatmaps from results.md
 
 One server (kitbuild/mysql, max_connections 100) serves every cell; each cell starts the
 app anew with --cpus and one configuration, drives the same overload at a page that holds
@@ -15,8 +16,10 @@ a connection for SELECT SLEEP(0.02), and reads the server's high-water mark. Cel
   naive           workers = host cpu_count(), sync, per request
 
 Throughput is requests answered 2xx per second; the ratio is to the best grid cell at the
-same CPU limit. Everything runs on loopback, on this machine, in one run: compare within
-the table, not across machines.
+same CPU limit. Each grid is also drawn as a heatmap (bench/heatmap-cpus-N.svg, linked from
+results.md), with the plan's cell marked, by the chart code of `kitbuild verify --report`.
+Everything runs on loopback, on this machine, in one run: compare within the table, not
+across machines.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import dataclasses
 import datetime
 import os
 import platform
+import re
 import secrets
 import statistics
 import subprocess
@@ -40,8 +44,10 @@ sys.path.insert(0, str(ROOT))
 
 from builder.build.service_images import MYSQL  # noqa: E402
 from builder.engine import DockerGateway  # noqa: E402
+from builder.verify.charts import heatmap  # noqa: E402
 from builder.verify.load import Load  # noqa: E402
 from builder.verify.options import parse_options  # noqa: E402
+from builder.verify.page import render_heatmap  # noqa: E402
 from builder.verify.run import app_environment, new_credentials  # noqa: E402
 from builder.verify.server import ServerSession  # noqa: E402
 from builder.verify.stack import VerifyStack  # noqa: E402
@@ -92,6 +98,11 @@ def forced(workers: int, threads: int, *, sync: bool = False) -> dict[str, str]:
     return {"GUNICORN_CMD_ARGS": f"--workers {workers} --threads {threads}{worker_class}"}
 
 
+def grid_workers(cpus: float) -> range:
+    """The grid's worker counts at a CPU limit: 1 to 2 x CPUs + 1."""
+    return range(1, int(2 * cpus + 1) + 1)
+
+
 def cells_for(cpus: float, budget: int, host_cpus: int, *, quick: bool) -> list[Cell]:
     """The configurations for one CPU limit; the grid keeps workers x threads within budget."""
     seed_workers = host_cpus * 2 + 1
@@ -112,11 +123,10 @@ def cells_for(cpus: float, budget: int, host_cpus: int, *, quick: bool) -> list[
             {**forced(host_cpus, 1, sync=True), **PER_REQUEST},
         ),
     ]
-    max_workers = int(2 * cpus + 1)
-    worker_counts = range(1, max_workers + 1)
+    worker_counts = grid_workers(cpus)
     threads = GRID_THREADS
     if quick:
-        worker_counts, threads = range(max_workers, max_workers + 1), (8, 32)
+        worker_counts, threads = worker_counts[-1:], (8, 32)
     for workers in worker_counts:
         for per_worker in threads:
             if workers * per_worker <= budget:
@@ -239,6 +249,100 @@ def confirmation(rows: list[Row], run_cell: Callable[[Cell], Row], rounds: int) 
     return lines
 
 
+@dataclasses.dataclass(frozen=True)
+class GridFigures:
+    """One CPU limit's grid: throughput by (workers, threads), and the plan's cell."""
+
+    cpus: float
+    budget: int
+    requests_per_second: dict[tuple[int, int], float]
+    plan: tuple[int, int] | None
+
+
+def grid_figures(cpus: float, budget: int, rows: list[Row]) -> GridFigures:
+    """The grid's figures from a run's rows; the plan is the first "auto" row's shape."""
+    plan = next(((r.workers, r.threads) for r in rows if r.cell.name == "auto"), None)
+    cells = {(r.workers, r.threads): r.requests_per_second for r in rows if r.cell.grid}
+    return GridFigures(cpus, budget, cells, plan)
+
+
+#: A section of results.md, and the rows of its table that the heatmap needs.
+SECTION = re.compile(r"^### App `--cpus ([\d.]+)`, server max_connections \d+ \(budget (\d+)\)$")
+TABLE_ROW = re.compile(r"^\| (auto|grid \d+ x \d+) \| (\d+) x (\d+) \| (\d+) \|")
+
+
+def figures_from_results(text: str) -> list[GridFigures]:
+    """Each grid's figures as written in a results.md, to draw them again without a run."""
+    found: list[GridFigures] = []
+    for line in text.splitlines():
+        if section := SECTION.match(line):
+            found.append(GridFigures(float(section[1]), int(section[2]), {}, None))
+        elif found and (row := TABLE_ROW.match(line)):
+            name, workers, threads, rate = row[1], int(row[2]), int(row[3]), float(row[4])
+            if name.startswith("grid"):
+                found[-1].requests_per_second[workers, threads] = rate
+            elif found[-1].plan is None:
+                found[-1] = dataclasses.replace(found[-1], plan=(workers, threads))
+    return found
+
+
+def heatmap_name(cpus: float) -> str:
+    """The file name of one CPU limit's heatmap, beside results.md."""
+    return f"heatmap-cpus-{cpus:g}.svg"
+
+
+def heatmap_link(cpus: float) -> str:
+    """The line in results.md that links a section to its heatmap."""
+    name = heatmap_name(cpus)
+    return f"Heatmap (req/s by workers x threads, the plan's cell marked): [{name}]({name})"
+
+
+def grid_heatmap(figures: GridFigures) -> str:
+    """One grid as an SVG heatmap (kitbuild verify's chart code), the plan's cell outlined."""
+    workers = grid_workers(figures.cpus)
+    over = {(w, t): "over budget" for w in workers for t in GRID_THREADS if w * t > figures.budget}
+    chart = heatmap(
+        f"App --cpus {figures.cpus:g}: requests answered per second",
+        f"server max_connections {MAX_CONNECTIONS}, budget {figures.budget}; "
+        "one measurement per cell (bench/results.md)",
+        list(workers),
+        GRID_THREADS,
+        figures.requests_per_second,
+        marked=figures.plan,
+        mark_label="plan",
+        unit="req/s",
+        row_title="workers",
+        column_title="threads per worker",
+        missing="not run",
+        notes=over,
+    )
+    return render_heatmap(chart)
+
+
+def write_heatmaps(results: Path, grids: list[GridFigures]) -> list[Path]:
+    """Write each grid's heatmap beside ``results``; return the files written."""
+    written = []
+    for figures in grids:
+        path = results.parent / heatmap_name(figures.cpus)
+        path.write_text(grid_heatmap(figures))
+        written.append(path)
+    return written
+
+
+def link_heatmaps(text: str) -> str:
+    """results.md with a heatmap link under each section's heading (once)."""
+    lines = text.splitlines()
+    out: list[str] = []
+    for index, line in enumerate(lines):
+        out.append(line)
+        section = SECTION.match(line)
+        if section:
+            link = heatmap_link(float(section[1]))
+            if link not in lines[index + 1 : index + 3]:
+                out += ["", link]
+    return "\n".join(out) + "\n"
+
+
 def plan_seconds() -> float:
     """Seconds to read this machine's limits and make a plan, as the entrypoint does."""
     env = {"DATABASE_MAX_CONNECTIONS": "100"}
@@ -263,7 +367,18 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--no-builds", action="store_true", help="skip bench/build_times.py")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument(
+        "--heatmaps-only",
+        action="store_true",
+        help="draw the heatmaps again from the figures in --output, without a run",
+    )
     args = parser.parse_args(argv)
+    if args.heatmaps_only:
+        text = args.output.read_text()
+        for path in write_heatmaps(args.output, figures_from_results(text)):
+            print(f"wrote {path}")
+        args.output.write_text(link_heatmaps(text))
+        return 0
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     host_cpus = os.cpu_count() or 1
     begun = time.monotonic()
@@ -279,6 +394,7 @@ def main(argv: list[str]) -> int:
     budget = budget_plan.budget
     concurrency = 5 * budget  # at least 5 x the capacity of every cell
     sections: list[str] = []
+    grids: list[GridFigures] = []
     healthy_times: list[float] = []
     stack = VerifyStack(gateway, f"bench-{secrets.token_hex(4)}")
     try:
@@ -310,9 +426,12 @@ def main(argv: list[str]) -> int:
                 return row
 
             rows = [run_cell(cell) for cell in cells_for(cpus, budget, host_cpus, quick=args.quick)]
+            grids.append(grid_figures(cpus, budget, rows))
             sections += [
                 f"### App `--cpus {cpus:g}`, server max_connections {MAX_CONNECTIONS} "
                 f"(budget {budget})",
+                "",
+                heatmap_link(cpus),
                 "",
                 *table(rows),
                 "",
@@ -358,6 +477,8 @@ def main(argv: list[str]) -> int:
     ]
     args.output.write_text("\n".join(header + sections + footer) + "\n" + builds)
     print(f"wrote {args.output}")
+    for path in write_heatmaps(args.output, grids):
+        print(f"wrote {path}")
     return 0
 
 

@@ -8,14 +8,22 @@ from typing import Any
 import jinja2
 
 
+def _source(path: str) -> str:
+    """The text of ``images/<path>``."""
+    return resources.files("builder.images").joinpath(path).read_text()
+
+
 def render_template(path: str, **values: Any) -> str:
-    """Render ``images/<path>`` with ``values``; a missing value is an error, not ''."""
+    """Render ``images/<path>`` with ``values``; a missing value is an error, not ''.
+
+    A template may import macros from another under images/ by its path there.
+    """
     environment = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_source),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
     )
-    source = resources.files("builder.images").joinpath(path).read_text()
-    return environment.from_string(source).render(**values)
+    return environment.get_template(path).render(**values)

@@ -241,6 +241,7 @@ KNOWN_NAMES = frozenset(
         "TLS_CERT_PATH",
         "TLS_KEY_PATH",
         "KIT_HEALTH_PATH",
+        "KIT_LIVE_PATH",
         # Set by the image (Dockerfile ENV) or by the entrypoint for gunicorn.
         "KIT_PROJECT_SETTINGS",
         "KIT_WSGI_APPLICATION",

@@ -1,7 +1,10 @@
 """The WSGI callable gunicorn serves: the project's application, plus a health endpoint.
 
 /healthz (KIT_HEALTH_PATH) answers without touching the project's URLconf: 200 when a
-`SELECT 1` through Django's default database works, 503 when it does not. Image only.
+`SELECT 1` through Django's default database works, 503 when it does not (readiness).
+/livez (KIT_LIVE_PATH) answers 200 whenever a worker can run a request at all, without the
+database, so an orchestrator's liveness probe restarts a stuck process but never every
+replica during a database outage. Image only.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, connection
 
 HEALTH_PATH = os.environ.get("KIT_HEALTH_PATH", "/healthz")
+LIVE_PATH = os.environ.get("KIT_LIVE_PATH", "/livez")
 
 StartResponse = Callable[..., Any]
 Application = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -47,8 +51,17 @@ def _health(start_response: StartResponse) -> list[bytes]:
     return [body]
 
 
+def _live(start_response: StartResponse) -> list[bytes]:
+    body = b"live\n"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    """Serve the health endpoint, and everything else through the project."""
-    if environ.get("PATH_INFO") == HEALTH_PATH:
+    """Serve the health endpoints, and everything else through the project."""
+    path = environ.get("PATH_INFO")
+    if path == HEALTH_PATH:
         return _health(start_response)
+    if path == LIVE_PATH:
+        return _live(start_response)
     return _project_application(environ, start_response)

@@ -6,26 +6,24 @@ import http.server
 import io
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 
 import pytest
 
 from builder import cli
-from builder.verify.judge import Measurements, Verdict, judge
+from builder.verify.judge import (
+    BUDGET_HELD,
+    EVERY_REQUEST_ANSWERED,
+    NO_1040,
+    Measurements,
+    judge,
+)
 from builder.verify.load import LoadResult, Sample
 from builder.verify.options import VerifyError, VerifyOptions, parse_options
 from builder.verify.report import Report
 from builder.verify.run import run_verify
-from kitbuild_runtime import capacity
-from kitbuild_runtime.events import PlanRecord
-
-#: The plan of mysite at one CPU against max_connections 40: 3 x 12 = 36 of a budget of 37.
-PLAN = PlanRecord(
-    capacity.make_plan(
-        capacity.Settings(cpus=1, max_connections=40), capacity.Limits(cgroup_version="none")
-    ),
-    server_max_connections=40,
-)
+from tests.verify_reports import PLAN
 
 
 def load_of(*statuses: int | None, errors: int = 0) -> LoadResult:
@@ -54,7 +52,49 @@ def measured(**changes: object) -> Measurements:
 
 def test_good_run_passes() -> None:
     """Within budget, nothing refused, every request answered: pass, no reasons."""
-    assert Verdict(True, ()) == judge(measured())
+    verdict = judge(measured())
+
+    assert (True, ()) == (verdict.passed, verdict.failures)
+    assert [BUDGET_HELD, NO_1040, EVERY_REQUEST_ANSWERED] == [p.name for p in verdict.promises]
+    assert all(promise.held for promise in verdict.promises)
+
+
+def test_each_promise_names_its_figures_whether_it_held_or_not() -> None:
+    """Every promise carries the numbers it was judged on, so a pass says how close it came."""
+    held = {p.name: p.figures for p in judge(measured()).promises}
+    broken = {
+        p.name: p
+        for p in judge(
+            measured(max_used_connections=50, refused_1040=7, load=load_of(200, 500))
+        ).promises
+    }
+
+    assert {
+        BUDGET_HELD: "the app's peak: 36 connections (Max_used_connections 37 less 1 verify "
+        "session); budget 37",
+        NO_1040: "connections refused with error 1040 during the run: 0",
+        EVERY_REQUEST_ANSWERED: "3 requests: 3 answered 2xx, 0 not; the app ran throughout",
+    } == held
+    assert ("the app held 49 connections at once, over its budget of 37",) == broken[
+        BUDGET_HELD
+    ].failures
+    assert ("the server refused 7 connections with error 1040 (Too many connections)",) == broken[
+        NO_1040
+    ].failures
+    assert ("1 of 2 requests failed (statuses 200: 1, 500: 1; no answer none)",) == broken[
+        EVERY_REQUEST_ANSWERED
+    ].failures
+
+
+def test_verdict_failures_are_the_promises_failures_in_order() -> None:
+    """The flat list of reasons (text and JSON) is every broken promise's, budget first."""
+    verdict = judge(
+        measured(max_used_connections=50, refused_1040=2, load=load_of(500), app_running=False)
+    )
+
+    assert verdict.failures == tuple(f for p in verdict.promises for f in p.failures)
+    assert 5 == len(verdict.failures)
+    assert not any(promise.held for promise in verdict.promises)
 
 
 def test_monitor_session_is_not_counted_against_the_app() -> None:
@@ -105,6 +145,22 @@ def test_report_as_json_and_text() -> None:
     assert data["load"] == {"path": "/db/", "concurrency": 180, "duration": 15.0, "seconds": 10.0}
     assert "3 workers x 12 threads" in text
     assert "verdict   PASS" in text
+
+
+def test_json_report_keeps_every_earlier_key() -> None:
+    """The JSON report only grows: every key scripts read before the timeline is still there."""
+    report = Report(VerifyOptions(image="mysite:latest"), 180, measured(), judge(measured()))
+
+    data = report.as_dict()
+
+    assert {
+        "image", "database_image", "max_connections", "cpus", "plan", "load", "requests", "ok",
+        "failed", "statuses", "no_answer", "requests_per_second", "latency_p50", "latency_p99",
+        "max_used_connections", "monitor_sessions", "app_peak_connections", "budget",
+        "errors_1040", "app_connections_after_load", "app_running", "passed", "failures",
+    } <= data.keys()  # fmt: skip
+    assert {"promises", "timeline"} <= data.keys()
+    assert {"interval": 0.0, "seconds": 0.0, "points": []} == data["timeline"]
 
 
 def test_options_are_parsed_and_env_pairs_kept() -> None:
@@ -218,15 +274,33 @@ class FakeStack:
 
 
 class FakeMonitor:
-    """Server counters: the app held 36 connections and nothing was refused."""
+    """Server counters: the app held 36 connections, and nothing was refused unless asked.
 
-    def __init__(self) -> None:
+    Each reading of several counters (the sampler's) reports one more open connection than
+    the last, and ``refusals_per_reading`` more refusals, so the timeline's figures can be
+    told apart.
+    """
+
+    def __init__(self, refusals_per_reading: int = 0) -> None:
         """Open."""
         self.closed = False
+        self.readings = 0
+        self.refusals_per_reading = refusals_per_reading
 
     def status(self, name: str) -> int:
-        """Max_used_connections 37 (36 + the monitor), no error 1040."""
-        return {"Max_used_connections": 37, "Connection_errors_max_connections": 0}[name]
+        """Max_used_connections 37 (36 + the monitor), refusals as of the last reading."""
+        refused = self.readings * self.refusals_per_reading
+        return {"Max_used_connections": 37, "Connection_errors_max_connections": refused}[name]
+
+    def statuses(self, names: Sequence[str]) -> dict[str, int]:
+        """Threads_connected 10, 11, 12 ... (the monitor included), refusals growing."""
+        self.readings += 1
+        counters = {
+            "Threads_connected": 9 + self.readings,
+            "Max_used_connections": 37,
+            "Connection_errors_max_connections": self.readings * self.refusals_per_reading,
+        }
+        return {name: counters[name] for name in names}
 
     def sessions_of(self, user: str) -> int:
         """The app's 36 persistent connections."""
@@ -281,6 +355,53 @@ def test_run_verify_wires_the_stages_in_order_and_judges(page: tuple[int, list[i
     assert [(port, "/db/", 5 * 3 * 12, 5.0)] == loads
     assert (True, 36) == (report.verdict.passed, report.measured.app_peak)
     assert monitor.closed
+
+
+def test_run_verify_samples_the_server_through_its_one_monitor_during_the_load(
+    page: tuple[int, list[int]],
+) -> None:
+    """While the load runs, the sampler reads the monitor every interval; one point each.
+
+    The fake load takes 0.35 s of 0.1 s intervals: points at 0.1, 0.2, 0.3 and the end,
+    each with the monitor's reading at its close, and every request in exactly one point.
+    """
+    port, _ = page
+    monitor = FakeMonitor(refusals_per_reading=1)
+    opened: list[int] = []
+
+    def open_monitor(*_: object) -> FakeMonitor:
+        opened.append(1)
+        return monitor
+
+    def load(*_: object) -> LoadResult:
+        samples = []
+        for _ in range(7):
+            started = time.monotonic()
+            time.sleep(0.05)
+            samples.append(Sample(started, time.monotonic(), status=200))
+        samples.append(Sample(time.monotonic(), time.monotonic(), status=500))
+        return LoadResult(tuple(samples), concurrency=1, seconds=0.35)
+
+    report = run_verify(
+        parse_options("app:1", path="/db/", host_cpus=2),
+        stack=FakeStack(port),
+        monitor=open_monitor,
+        load=load,
+        say=str,
+        sample_interval=0.1,
+    )
+
+    timeline = report.measured.timeline
+    points = timeline.points
+    assert [1] == opened
+    assert 4 == len(points) == monitor.readings
+    assert [9, 10, 11, 12] == [p.app_connections for p in points]  # 10, 11 ... less 1
+    assert [1, 1, 1, 1] == [p.errors_1040 for p in points]
+    assert 8 == sum(p.requests for p in points)
+    assert (7, 1) == (sum(p.ok for p in points), sum(p.failed for p in points))
+    assert [0.1, 0.2, 0.3] == [round(p.second, 3) for p in points[:3]]
+    assert points[-1].second == timeline.seconds
+    assert 4 == len(report.as_dict()["timeline"]["points"])
 
 
 def test_run_verify_stops_on_a_page_that_fails_and_still_cleans_up(

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.deploy import description
-from builder.deploy import swarm as _swarm  # noqa: F401 - a target module registers itself
+from builder.deploy import kubernetes as _kubernetes  # noqa: F401 - registers the target
+from builder.deploy import swarm as _swarm  # noqa: F401 - registers the target
 from builder.deploy.description import DeployError
 from builder.deploy.targets import TARGETS
 

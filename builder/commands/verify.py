@@ -3,7 +3,8 @@
 Start a MySQL-compatible server at --max-connections, migrate, start IMAGE with a CPU
 limit, overload it, and check that it never opened more connections than its budget and
 answered every request. Exit 0 when it did, 3 when it did not, 1 when the run could not be
-made. Everything started is removed afterwards.
+made. Everything started is removed afterwards. --report writes the run as an HTML page with
+its timeline, --junit the verdict as JUnit XML.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.build.service_images import MYSQL_IMAGE
 from builder.commands._shared import interruptible
 from builder.engine import DockerGateway
+from builder.verify.junit import render_junit
 from builder.verify.load import Load
 from builder.verify.options import parse_options
+from builder.verify.output import check_destinations, write_files
+from builder.verify.page import render_html
 from builder.verify.run import EXIT_PROMISE_FAILED, OVERLOAD_FACTOR, check_images, run_verify
 from builder.verify.server import ServerSession
-from builder.verify.stack import VerifyStack
+from builder.verify.stack import RUN_LABEL, VerifyStack
 
 if TYPE_CHECKING:
     from builder.commands._shared import Io
@@ -66,6 +71,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="an environment variable for the app (repeatable), e.g. a setting your project needs",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--report",
+        metavar="FILE.html",
+        type=Path,
+        help="also write the run as one self-contained HTML page, with its timeline charts",
+    )
+    parser.add_argument(
+        "--junit",
+        metavar="FILE.xml",
+        type=Path,
+        help="also write the verdict as JUnit XML, one test case per promise",
+    )
 
 
 def _monitor(port: int, credentials: Credentials) -> ServerSession:
@@ -88,13 +105,24 @@ def run(args: argparse.Namespace, io: Io) -> int:
         concurrency=args.concurrency,
         env=args.env,
     )
+    check_destinations({"--report": args.report, "--junit": args.junit})
     gateway = DockerGateway.connect()
     try:
         with interruptible():
             check_images(options, gateway, io.progress)
-            stack = VerifyStack(gateway, secrets.token_hex(6))
+            run_id = secrets.token_hex(6)
+            stack = VerifyStack(gateway, run_id)
+            io.progress(f"kitbuild: this run's containers carry the label {RUN_LABEL}={run_id}")
             report = run_verify(options, stack=stack, monitor=_monitor, load=_load, say=io.progress)
     finally:
         gateway.close()
+    files = {}
+    if args.report is not None:
+        files[args.report] = render_html(report)
+    if args.junit is not None:
+        files[args.junit] = render_junit(report)
+    write_files(files)
+    for path in files:
+        io.progress(f"kitbuild: wrote {path}")
     io.say(json.dumps(report.as_dict(), indent=2) if args.json else report.as_text())
     return 0 if report.verdict.passed else EXIT_PROMISE_FAILED

@@ -42,7 +42,13 @@ DEPLOYMENT_VARIABLES = frozenset(
         "WEB_STOP_GRACE_PERIOD",
         "PROXY_ADDRESS",
         "PROXY_PORT",
+        # Swarm only (builder/deploy/swarm.py).
         "SWARM_ENDPOINT_MODE",
+        # Kubernetes only (builder/deploy/kubernetes.py).
+        "WEB_MIN_REPLICAS",
+        "WEB_CPU_TARGET",
+        "WEB_STOP_DELAY",
+        "KUBERNETES_SECRET",
     }
 )
 
@@ -208,12 +214,6 @@ def parse_deployment(variables: Mapping[str, str], source: Path) -> Deployment:
     except (values.ConfigError, capacity.PlanError) as error:
         raise DeployError(f"{where}: {error}") from None
     required("ALLOWED_HOSTS", "the host names the site answers to")
-    if stop_grace_period <= graceful_timeout:
-        raise DeployError(
-            f"{where}: WEB_STOP_GRACE_PERIOD={stop_grace_period}s must be longer than "
-            f"GUNICORN_GRACEFUL_TIMEOUT={graceful_timeout}: the engine would kill replicas "
-            "still finishing their requests"
-        )
     return Deployment(
         name=given("COMPOSE_PROJECT_NAME") or source.stem,
         source=source,
@@ -234,21 +234,26 @@ def parse_deployment(variables: Mapping[str, str], source: Path) -> Deployment:
 
 
 def plan_for(
-    variables: Mapping[str, str], web_cpus: float, web_memory: str | None = None
+    variables: Mapping[str, str],
+    web_cpus: float,
+    web_memory: str | None = None,
+    *,
+    memory_source: str = "WEB_MEMORY",
 ) -> capacity.Plan:
     """The plan each web container will compute: its limits, the file's other settings.
 
     Every capacity setting the file gives (KIT_REPLICAS, KIT_MAX_SURGE,
     DATABASE_MAX_CONNECTIONS, DATABASE_RESERVED_CONNECTIONS, KIT_MAX_THREADS ...) is read
     the way the entrypoint reads it; the CPU and memory limits are WEB_CPUS and WEB_MEMORY,
-    which the engine sets as the container's cgroup limits. PlanError when the budget
-    cannot hold every container.
+    which the engine sets as the container's cgroup limits (``memory_source`` names a
+    memory limit the engine's generator chose itself). PlanError when the budget cannot
+    hold every container.
     """
     flags = {"cpus": str(web_cpus), "memory": web_memory}
     settings, sources = capacity.read_settings(flags, variables)
     sources["cpus"] = "WEB_CPUS"
     if web_memory is not None:
-        sources["memory"] = "WEB_MEMORY"
+        sources["memory"] = memory_source
     return capacity.make_plan(settings, capacity.Limits(cgroup_version="none"), sources)
 
 

@@ -160,9 +160,20 @@ def notes(deployment: Deployment) -> tuple[str, ...]:
     return tuple(found)
 
 
+def check_grace(deployment: Deployment) -> None:
+    """The stop grace period outlasts gunicorn's graceful timeout (SIGKILL comes after it)."""
+    if deployment.stop_grace_period <= deployment.graceful_timeout:
+        raise DeployError(
+            f"{deployment.source}: WEB_STOP_GRACE_PERIOD={deployment.stop_grace_period}s must "
+            f"be longer than GUNICORN_GRACEFUL_TIMEOUT={deployment.graceful_timeout}: the "
+            "engine would kill replicas still finishing their requests"
+        )
+
+
 def context(deployment: Deployment) -> dict[str, Any]:
     """Every value the template needs, checked; DeployError names what is wrong."""
     description.check_no_secret_values(deployment)
+    check_grace(deployment)
     mode = endpoint_mode(deployment)
     database = deployment.database
     return {

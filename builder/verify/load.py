@@ -25,6 +25,10 @@ import socket
 import struct
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: More client threads than this would measure the client machine rather than the server.
 MAX_CONCURRENCY = 1000
@@ -45,6 +49,11 @@ class Sample:
     status: int | None = None  # the response's status code, when one arrived complete
     error: str | None = None  # the exception's class name, when none did
     phase: str | None = None  # "connect", "send" or "receive": where the error happened
+
+    @property
+    def ok(self) -> bool:
+        """Whether the request was answered with a 2xx status."""
+        return self.status is not None and 200 <= self.status < 300
 
     @property
     def latency(self) -> float:
@@ -68,7 +77,7 @@ class LoadResult:
     @property
     def ok(self) -> int:
         """Requests answered with a 2xx status."""
-        return sum(1 for s in self.samples if s.status is not None and 200 <= s.status < 300)
+        return sum(1 for s in self.samples if s.ok)
 
     @property
     def failed(self) -> int:
@@ -112,10 +121,7 @@ class LoadResult:
 
     def percentile(self, fraction: float) -> float:
         """A latency percentile over complete responses (0.0 when there were none)."""
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return 0.0
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+        return percentile(self.latencies, fraction)
 
     def summary(self) -> str:
         """One line for logs and assertion messages."""
@@ -125,6 +131,14 @@ class LoadResult:
             f"refused={self.refused} lost={self.lost} exceptions={self.exceptions} "
             f"p50={self.percentile(0.5):.3f}s p99={self.percentile(0.99):.3f}s"
         )
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The value below which ``fraction`` of ``values`` lie (nearest rank; 0.0 when empty)."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 class Load:

@@ -53,6 +53,16 @@ class Report:
             "app_running": self.measured.app_running,
             "passed": self.verdict.passed,
             "failures": list(self.verdict.failures),
+            "promises": [
+                {
+                    "name": promise.name,
+                    "held": promise.held,
+                    "figures": promise.figures,
+                    "failures": list(promise.failures),
+                }
+                for promise in self.verdict.promises
+            ],
+            "timeline": self.measured.timeline.as_dict(),
         }
 
     def as_text(self) -> str:

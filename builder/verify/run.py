@@ -9,7 +9,8 @@ budget, and under overload it queues requests instead of failing them.* Verify c
           ``--cpus`` and DATABASE_MAX_CONNECTIONS set to the server's limit; wait for /healthz
 3. probe  one GET of ``--path``, which must answer 2xx
 4. load   ``--concurrency`` clients (5 x the plan's threads by default) for ``--duration``
-          seconds, while one monitor session watches the server
+          seconds, while one monitor session watches the server; a sampler reads its
+          counters every second through that same session (the report's timeline)
 5. judge  a pure function of what was measured (:func:`~builder.verify.judge.judge`)
 
 :func:`run_verify` takes its stack, its monitor and its load as parameters; the command
@@ -23,15 +24,17 @@ import secrets
 from typing import TYPE_CHECKING, Protocol
 
 from builder.build.service_images import MYSQL, MYSQL_IMAGE
-from builder.verify.judge import Measurements, judge
+from builder.verify.judge import MONITOR_SESSIONS, Measurements, judge
 from builder.verify.load import MAX_CONCURRENCY
 from builder.verify.options import VerifyError
 from builder.verify.report import Report
+from builder.verify.sampler import SAMPLE_INTERVAL, Sampler
 from builder.verify.server import Credentials
 from builder.verify.stack import DATABASE_ALIAS, http_status
+from builder.verify.timeline import build_timeline
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from builder.engine import DockerGateway
     from builder.verify.load import LoadResult
@@ -97,6 +100,10 @@ class Monitor(Protocol):
 
     def status(self, name: str) -> int:
         """A global status counter."""
+        ...
+
+    def statuses(self, names: Sequence[str]) -> Mapping[str, int]:
+        """Several global status counters read at one instant (the sampler's reading)."""
         ...
 
     def sessions_of(self, user: str) -> int:
@@ -165,11 +172,14 @@ def run_verify(
     load: Callable[[int, str, int, float], LoadResult],
     say: Callable[[str], None] = print,
     credentials: Credentials | None = None,
+    sample_interval: float = SAMPLE_INTERVAL,
 ) -> Report:
     """Start, probe, load and judge; the stack is closed when this returns or raises.
 
     ``monitor`` opens a session on the server from its host port and the credentials;
     ``load`` drives (port, path, concurrency, seconds) and returns what the clients saw.
+    While it runs, a :class:`~builder.verify.sampler.Sampler` reads the server's counters
+    every ``sample_interval`` seconds through the same monitor session.
     """
     credentials = credentials or new_credentials()
     environment = app_environment(options, credentials)
@@ -201,7 +211,14 @@ def run_verify(
         watching = monitor(stack.server_port(), credentials)
         refused_before = watching.status("Connection_errors_max_connections")
         say(f"kitbuild: {concurrency} clients on GET {options.path} for {options.duration:g} s")
-        result = load(app.port, options.path, concurrency, options.duration)
+        sampler = Sampler(watching, interval=sample_interval)
+        sampler.start()
+        try:
+            result = load(app.port, options.path, concurrency, options.duration)
+        finally:
+            # The session is the sampler's until its thread ends: end it before anyone reads.
+            sampler.halt()
+        sampling = sampler.stop()
         measured = Measurements(
             plan=app.record,
             load=result,
@@ -209,6 +226,12 @@ def run_verify(
             refused_1040=watching.status("Connection_errors_max_connections") - refused_before,
             app_connections_after=watching.sessions_of(credentials.user),
             app_running=stack.app_running(),
+            timeline=build_timeline(
+                sampling,
+                result.samples,
+                refused_before=refused_before,
+                own_sessions=MONITOR_SESSIONS,
+            ),
         )
     finally:
         if watching is not None:

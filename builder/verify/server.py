@@ -14,6 +14,7 @@ import pymysql
 from builder.errors import KitError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
 
@@ -70,6 +71,20 @@ class ServerSession:
         """A global status counter, such as Max_used_connections."""
         row = self.one("SHOW GLOBAL STATUS LIKE %s", name)
         return int(row[1]) if row else 0
+
+    def statuses(self, names: Sequence[str]) -> dict[str, int]:
+        """Several global status counters read in one statement, so they are of one instant.
+
+        Each name maps to its value (0 for a counter the server does not have, as in
+        :meth:`status`).
+        """
+        placeholders = ", ".join(["%s"] * len(names))
+        rows = self.rows(
+            f"SHOW GLOBAL STATUS WHERE Variable_name IN ({placeholders})",
+            *names,
+        )
+        found = {str(row[0]).lower(): int(row[1]) for row in rows}
+        return {name: found.get(name.lower(), 0) for name in names}
 
     def variable(self, name: str) -> int:
         """A global numeric variable, such as max_connections."""

@@ -272,21 +272,27 @@ def test_unset_max_connections_is_asked_from_the_server(
     assert plan.peak_connections <= plan.budget
 
 
-def test_health_follows_the_database(
+def test_health_follows_the_database_and_liveness_does_not(
     gateway: DockerGateway, mysite_image: Built, mysql_server_image: str
 ) -> None:
     """/healthz answers 503 once the server is stopped, and 200 again once it is back.
 
-    This test stops its server, so it has a network, a server and an app of its own.
+    /livez (the liveness path) answers 200 throughout: a database outage makes the app
+    unready, and must not get it restarted. This test stops its server, so it has a
+    network, a server and an app of its own.
     """
     with (
         server(gateway, mysql_server_image, mysite_image.tag) as own,
         own.app(mysite_image.tag) as running,
     ):
+        live_before = get(running.port, "/livez")
         own.server.container.stop(timeout=30)
         down = wait_for_status(running.port, "/healthz", 503, within=30)
+        live_while_down = get(running.port, "/livez")
+        ready_while_down = get(running.port, "/healthz")[0]
         own.server.container.start()
         up = wait_for_status(running.port, "/healthz", 200, within=60)
         output = logs_tail(running.container)
 
-    assert (503, 200) == (down, up), output
+    assert (503, 503, 200) == (down, ready_while_down, up), output
+    assert (200, b"live\n") == live_before == live_while_down, output
