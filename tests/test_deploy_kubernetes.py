@@ -534,7 +534,7 @@ def test_an_external_server_is_the_pods_database_host() -> None:
         ({"WEB_MIN_REPLICAS": "some"}, "WEB_MIN_REPLICAS='some'"),
         ({"WEB_CPU_TARGET": "150"}, "WEB_CPU_TARGET='150' is out of range"),
         ({"WEB_CPUS": "0.0125"}, "WEB_CPUS=0.0125 has more than 3 decimals"),
-        ({"WEB_STOP_GRACE_PERIOD": "30s"}, "WEB_STOP_GRACE_PERIOD='30' is out of range"),
+        ({"WEB_STOP_GRACE_PERIOD": "30s"}, "WEB_STOP_GRACE_PERIOD='30s' is out of range"),
         ({"WEB_STOP_DELAY": "0"}, "WEB_STOP_DELAY='0' is out of range"),
         ({"DATABASE_PASSWORD": "hunter2"}, "DATABASE_PASSWORD holds a secret's value"),
         ({"DATABASE_URL": "mysql://u:p@db/x"}, "DATABASE_URL holds a secret's value"),

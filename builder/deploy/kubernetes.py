@@ -54,9 +54,6 @@ SECRET_KEYS = {"DATABASE_PASSWORD_FILE": "db_password", "SECRET_KEY_FILE": "secr
 
 #: Seconds between startup probes; the startup window is a whole number of them.
 STARTUP_PERIOD = 5
-#: The image's serve waits this long for the migration Job by default (until no migration of
-#: the image is unapplied; KIT_MIGRATION_WAIT_TIMEOUT, read by the runtime's environment).
-MIGRATION_WAIT_DEFAULT = 300
 #: Seconds for Django's setup and gunicorn's start, after the waits, before the first answer.
 STARTUP_MARGIN = 60
 #: Seconds between the end of gunicorn's graceful timeout and the kubelet's SIGKILL.
@@ -146,30 +143,23 @@ def _whole(variables: Mapping[str, str], name: str, default: int, high: int, mea
     return default if not text else values.whole(name, text, 1, high, meaning)
 
 
-def _timing(variables: Mapping[str, str]) -> Timing:
+def _timing(deployment: Deployment) -> Timing:
     """The stop delay, gunicorn's graceful timeout and the grace period that covers both."""
-    graceful = environment.whole(
-        variables, "GUNICORN_GRACEFUL_TIMEOUT", 60, 1, 3600, meaning="seconds"
-    )
+    variables = deployment.variables
+    graceful = deployment.graceful_timeout
     delay = _whole(variables, "WEB_STOP_DELAY", 5, 300, "seconds before SIGTERM (preStop)")
     grace = delay + graceful + GRACE_MARGIN
-    given = variables.get("WEB_STOP_GRACE_PERIOD", "").strip()
-    if given:
-        grace = values.whole(
-            "WEB_STOP_GRACE_PERIOD",
-            given.removesuffix("s"),
-            delay + graceful + 1,
-            7200,
-            f"seconds, above WEB_STOP_DELAY {delay} + GUNICORN_GRACEFUL_TIMEOUT {graceful}",
-        )
-    waits = environment.wait_timeout(variables) + environment.whole(
-        variables,
-        "KIT_MIGRATION_WAIT_TIMEOUT",
-        MIGRATION_WAIT_DEFAULT,
-        0,
-        86400,
-        meaning="seconds to wait for this image's migrations, 0 not to wait",
-    )
+    if variables.get("WEB_STOP_GRACE_PERIOD", "").strip():
+        # The preStop sleep counts inside the grace period, so a given one must cover both.
+        floor = delay + graceful + 1
+        if deployment.stop_grace_period < floor:
+            raise values.ConfigError(
+                f"WEB_STOP_GRACE_PERIOD={variables['WEB_STOP_GRACE_PERIOD']!r} is out of "
+                f"range: seconds, above WEB_STOP_DELAY {delay} + GUNICORN_GRACEFUL_TIMEOUT "
+                f"{graceful}, {floor} to 7200"
+            )
+        grace = deployment.stop_grace_period
+    waits = environment.wait_timeout(variables) + environment.migration_wait_timeout(variables)
     failures = math.ceil((waits + STARTUP_MARGIN) / STARTUP_PERIOD)
     return Timing(delay, graceful, grace, failures)
 
@@ -211,7 +201,7 @@ def plan_kubernetes(deployment: Deployment) -> KubernetesDeployment:
             )
         )
         cpu_target = _whole(variables, "WEB_CPU_TARGET", 70, 100, "percent of WEB_CPUS")
-        timing = _timing(variables)
+        timing = _timing(deployment)
         port = environment.port(variables)
     except values.ConfigError as error:
         raise DeployError(f"{where}: {error}") from None
