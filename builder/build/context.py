@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import kitbuild_runtime
 from builder import __version__
+from builder.build.config import KitConfig
 from builder.templates import render_template
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class ContextSpec:
     runtime_image: str
     requirements: Sequence[str]
     labels: Mapping[str, str]
+    config: KitConfig = KitConfig()
 
 
 def ignore_patterns(project_root: Path) -> list[str]:
