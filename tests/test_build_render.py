@@ -11,7 +11,7 @@ import pytest
 from builder.build import context as render
 from builder.build import pipeline as build
 from builder.build.pipeline import BuildOptions, TagError, build_project
-from tests.fakes import FakeBases, RecordingPublisher, fake_fetch
+from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 
 ROOT = Path(__file__).parent.parent
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
@@ -24,6 +24,7 @@ def render_context(tmp_path: Path, project: Path, **options: object) -> tuple[Pa
         sources=sources,
         publisher=RecordingPublisher(tmp_path / "context"),
         fetch=fake_fetch,
+        resolve=fake_resolve,
         say=lambda _line: None,
         workdir=tmp_path,
     )
@@ -93,7 +94,7 @@ def test_no_collectstatic_without_static_root(tmp_path: Path) -> None:
 
 
 def test_gunicorn_and_mysql_driver_are_added_when_missing(tmp_path: Path) -> None:
-    """The PostgreSQL-only project gets gunicorn and mysqlclient; nothing is added twice."""
+    """A PostgreSQL-only project gets gunicorn and mysqlclient once; every line is hashed."""
     context, _ = render_context(tmp_path, PROJECTS / "postgres-app")
     lines = (context / "kitbuild" / "requirements.txt").read_text().splitlines()
 
@@ -103,7 +104,9 @@ def test_gunicorn_and_mysql_driver_are_added_when_missing(tmp_path: Path) -> Non
         build.GUNICORN_REQUIREMENT,
         build.MYSQL_DRIVER_REQUIREMENT,
         build.PROCESS_TITLE_REQUIREMENT,
-    ] == lines
+    ] == fake_resolve.calls[-1][0]  # type: ignore[attr-defined]
+    assert "--require-hashes" == lines[0]
+    assert all(" --hash=sha256:" in line for line in lines[1:])
 
 
 def test_project_driver_is_kept(tmp_path: Path) -> None:
@@ -121,7 +124,7 @@ def test_django6_project_gets_the_trixie_base(tmp_path: Path) -> None:
 
     assert "FROM kitbuild/python:trixie AS runtime" in dockerfile
     assert "WORKDIR /app/src" in dockerfile
-    assert "3.13" == fake_fetch.calls[-1][1].python  # type: ignore[attr-defined]
+    assert "3.13.5" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
 
 
 def test_base_image_option_uses_that_image_for_both_stages(tmp_path: Path) -> None:
@@ -133,7 +136,7 @@ def test_base_image_option_uses_that_image_for_both_stages(tmp_path: Path) -> No
 
     assert "FROM python:3.12-slim AS build" in dockerfile
     assert "FROM python:3.12-slim AS runtime" in dockerfile
-    assert "3.12" == fake_fetch.calls[-1][1].python  # type: ignore[attr-defined]
+    assert "3.12.3" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
 
 
 def test_secrets_vcs_and_local_databases_stay_out(tmp_path: Path) -> None:

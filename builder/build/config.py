@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import tomllib
 
 from builder.errors import KitError
 
@@ -61,7 +60,9 @@ class KitConfig:
             build_packages=_union(self.build_packages, flags.build_packages),
             runtime_packages=_union(self.runtime_packages, flags.runtime_packages),
             build_env=tuple({**dict(self.build_env), **dict(flags.build_env)}.items()),
-            collectstatic=self.collectstatic if flags.collectstatic is None else flags.collectstatic,
+            collectstatic=self.collectstatic
+            if flags.collectstatic is None
+            else flags.collectstatic,
         )
 
 
@@ -171,7 +172,8 @@ def _strings(table: Mapping[str, object], key: str, where: str) -> tuple[str, ..
 
 def read_config(root: Path, app_dir: Path | None = None) -> KitConfig:
     """The ``[tool.kitbuild]`` table of the project's pyproject.toml, beside manage.py or at
-    the root (the first that has the table), or an empty config."""
+    the root (the first that has the table), or an empty config.
+    """
     for directory in dict.fromkeys([root, *([app_dir] if app_dir else [])]):
         path = directory / "pyproject.toml"
         if not path.is_file():

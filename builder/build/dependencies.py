@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import tomllib
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -86,8 +86,10 @@ class Declared:
         elif self.kind == "Pipfile.lock":
             requires = _json(self.text, self.source).get("_meta", {}).get("requires", {})
             version = requires.get("python_full_version") or requires.get("python_version")
-            text = f"=={version}.*" if version and version.count(".") < 2 else (
-                f"=={version}" if version else None
+            text = (
+                f"=={version}.*"
+                if version and version.count(".") < 2
+                else (f"=={version}" if version else None)
             )
         try:
             return SpecifierSet(text) if text else None
@@ -101,7 +103,9 @@ class Declared:
             return Selection(pins=tuple(reader(self, target, groups)))
         if self.hashed:
             if groups:
-                raise ProjectError(f"{self.source} has no groups; remove --group {next(iter(groups))!r}")
+                raise ProjectError(
+                    f"{self.source} has no groups; remove --group {next(iter(groups))!r}"
+                )
             return Selection(pins=tuple(locks.parse_hashed_requirements(self.hashed, target)))
         table = dict(self.groups)
         missing = [g for g in groups if g not in table]
@@ -169,7 +173,12 @@ def _pylock(declared: Declared, target: locks.Target, groups: Collection[str]) -
     return pins
 
 
-_SELECTORS = {"uv.lock": _uv, "poetry.lock": _poetry, "Pipfile.lock": _pipfile, "pylock.toml": _pylock}
+_SELECTORS = {
+    "uv.lock": _uv,
+    "poetry.lock": _poetry,
+    "Pipfile.lock": _pipfile,
+    "pylock.toml": _pylock,
+}
 
 
 def _pep508_direct(lines: Sequence[str], source: str) -> list[locks.Direct]:
@@ -215,7 +224,9 @@ def poetry_roots(
         tables.setdefault("dev", locks.poetry_dependencies(poetry["dev-dependencies"], source))
     for name, lines in project.get("optional-dependencies", {}).items():
         tables[name] = [_as_poetry(line, source) for line in lines]
-    extras = {name: set(map(canonicalize_name, items)) for name, items in poetry.get("extras", {}).items()}
+    extras = {
+        name: set(map(canonicalize_name, items)) for name, items in poetry.get("extras", {}).items()
+    }
     unknown = [g for g in groups if g not in tables and g not in extras]
     if unknown:
         known = ", ".join(sorted({*tables, *extras})) or "none"
@@ -536,7 +547,9 @@ def _poetry_group_lines(data: Mapping[str, Any], source: str) -> dict[str, tuple
     names += list(data.get("project", {}).get("optional-dependencies", {}))
     main = set(poetry_requirement_lines(data, (), source))
     return {
-        name: tuple(line for line in poetry_requirement_lines(data, [name], source) if line not in main)
+        name: tuple(
+            line for line in poetry_requirement_lines(data, [name], source) if line not in main
+        )
         for name in dict.fromkeys(names)
     }
 

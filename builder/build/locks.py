@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import tomllib
 from packaging.markers import InvalidMarker, Marker
 from packaging.pylock import Pylock, PylockSelectError, PylockValidationError
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
+from packaging.version import InvalidVersion
 
 from builder.errors import KitError
 
@@ -125,7 +125,7 @@ def _compatible(filename: str, target: Target) -> bool:
 
 
 def _installable(
-    name: str, version: str, wheels: Iterable[str], has_sdist: bool, target: Target, lock: str
+    name: str, version: str, wheels: Iterable[str], *, has_sdist: bool, target: Target, lock: str
 ) -> None:
     """A locked package needs a wheel for the target or a source archive to compile."""
     wheels = list(wheels)
@@ -177,20 +177,7 @@ def parse_uv_lock(text: str, target: Target, groups: Collection[str], lock: str)
         if not marker_holds(dependency.get("marker"), target, lock):
             continue
         name = canonicalize_name(dependency["name"])
-        candidates = [
-            p
-            for p in by_name.get(name, [])
-            if "version" not in dependency or p.get("version") == dependency["version"]
-        ]
-        if len(candidates) > 1:  # forked: keep the version whose resolution markers hold
-            candidates = [
-                p
-                for p in candidates
-                if any(marker_holds(m, target, lock) for m in p.get("resolution-markers", [""]))
-            ] or candidates[:1]
-        if not candidates:
-            raise LockError(f"{lock} names {name} as a dependency but has no entry for it")
-        package = candidates[0]
+        package = _uv_package(by_name.get(name, []), dependency, target, lock)
         source = package.get("source", {})
         if package is not root and _local_source(source) is not None:
             raise LockError(
@@ -206,9 +193,9 @@ def parse_uv_lock(text: str, target: Target, groups: Collection[str], lock: str)
                 name,
                 package["version"],
                 (_filename(w["url"]) for w in wheels if "url" in w),
-                sdist is not None,
-                target,
-                lock,
+                has_sdist=sdist is not None,
+                target=target,
+                lock=lock,
             )
             hashes = [w["hash"] for w in wheels if "hash" in w]
             if sdist and "hash" in sdist:
@@ -218,8 +205,32 @@ def parse_uv_lock(text: str, target: Target, groups: Collection[str], lock: str)
         for extra in dependency.get("extra", []):
             if (name, extra) not in extras_done:
                 extras_done.add((name, extra))
-                pending += [(d, "") for d in package.get("optional-dependencies", {}).get(extra, [])]
+                pending += [
+                    (d, "") for d in package.get("optional-dependencies", {}).get(extra, [])
+                ]
     return sorted(chosen.values(), key=lambda pin: pin.name)
+
+
+def _uv_package(
+    entries: Sequence[dict[str, Any]], dependency: Mapping[str, Any], target: Target, lock: str
+) -> dict[str, Any]:
+    """The lock entry a dependency means (uv names the version when there are several)."""
+    candidates = [
+        p
+        for p in entries
+        if "version" not in dependency or p.get("version") == dependency["version"]
+    ]
+    if len(candidates) > 1:  # forked: keep the version whose resolution markers hold
+        candidates = [
+            p
+            for p in candidates
+            if any(marker_holds(m, target, lock) for m in p.get("resolution-markers", [""]))
+        ] or candidates[:1]
+    if not candidates:
+        raise LockError(
+            f"{lock} names {dependency['name']} as a dependency but has no entry for it"
+        )
+    return candidates[0]
 
 
 def uv_manifest_requirements(text: str, lock: str) -> list[str]:
@@ -373,9 +384,9 @@ def parse_poetry_lock(
                 name,
                 version,
                 (f["file"] for f in files if f["file"].endswith(".whl")),
-                any(not f["file"].endswith(".whl") for f in files),
-                target,
-                lock,
+                has_sdist=any(not f["file"].endswith(".whl") for f in files),
+                target=target,
+                lock=lock,
             )
             chosen[name] = Pin(name, version, tuple(f["hash"] for f in files if "hash" in f))
         declared = poetry_dependencies(package.get("dependencies", {}), lock)
@@ -401,7 +412,9 @@ def _poetry_extra_names(package: Mapping[str, Any], extras: Iterable[str]) -> se
 # --------------------------------------------------------------------------- Pipfile.lock
 
 
-def parse_pipfile_lock(text: str, target: Target, categories: Sequence[str], lock: str) -> list[Pin]:
+def parse_pipfile_lock(
+    text: str, target: Target, categories: Sequence[str], lock: str
+) -> list[Pin]:
     """The ``default`` packages of Pipfile.lock and the categories asked for, for the target."""
     try:
         data = json.loads(text)
@@ -526,4 +539,3 @@ def _toml(text: str, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise LockError(f"{source} is not valid TOML: {error}") from None
-

@@ -21,11 +21,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from builder import __version__
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from builder import __version__
 from builder.build import bases, context, dependencies, locks, wheelhouse
 from builder.build.config import KitConfig, read_config
 from builder.build.project import MYSQL_DRIVERS, Project, find_project_dirs, inspect_project
@@ -124,8 +124,7 @@ def check_tag(tag: str) -> str:
 
 
 def kit_additions(names: Collection[str]) -> list[str]:
-    """What the image needs beside the project's packages: gunicorn, a MySQL driver and
-    setproctitle, each unless the project (``names``, canonical) brings its own."""
+    """Gunicorn, a MySQL driver and setproctitle, unless the project (``names``) has them."""
     lines = []
     if "gunicorn" not in names:
         lines.append(GUNICORN_REQUIREMENT)

@@ -17,14 +17,33 @@ from typing import TYPE_CHECKING
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from builder.build.dependencies import Declared, read_declared
-from builder.build.dependencies import ProjectError as ProjectError
-from builder.build.dependencies import RequirementLine as RequirementLine
-from builder.build.dependencies import parse_pyproject_dependencies as parse_pyproject_dependencies
-from builder.build.dependencies import parse_requirements as parse_requirements
+from builder.build.dependencies import (
+    Declared,
+    ProjectError,
+    RequirementLine,
+    parse_pyproject_dependencies,
+    parse_requirements,
+    read_declared,
+)
+
+# Reading requirement files moved to builder.build.dependencies; these stay importable here.
+__all__ = [
+    "MYSQL_DRIVERS",
+    "SKIPPED_DIRS",
+    "Project",
+    "ProjectError",
+    "RequirementLine",
+    "SettingsSource",
+    "find_project_dirs",
+    "inspect_project",
+    "parse_pyproject_dependencies",
+    "parse_requirements",
+    "parse_settings_module",
+    "parse_settings_source",
+]
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
 #: Directories never searched for manage.py (and never copied into the image).
 SKIPPED_DIRS = frozenset(

@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import tomllib
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging import tags
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -100,7 +100,7 @@ class Target:
         return locks.Target(environment=self.marker_environment(), tags=frozenset(found))
 
     def uv_platforms(self) -> list[str]:
-        """uv's --python-platform names for this target, newest glibc first."""
+        """Uv's --python-platform names for this target, newest glibc first."""
         names = [
             f"{self.machine}-{platform.removesuffix('_' + self.machine)}"
             for platform in self.platforms
@@ -239,10 +239,19 @@ def resolve(
         for platform in target.uv_platforms():
             result = uv(
                 [
-                    "pip", "compile", "--quiet", "--no-header", "--no-annotate",
-                    "--python-version", target.python_full, "--python-platform", platform,
-                    "--constraint", str(pinned), str(wanted),
-                ],  # fmt: skip
+                    "pip",
+                    "compile",
+                    "--quiet",
+                    "--no-header",
+                    "--no-annotate",
+                    "--python-version",
+                    target.python_full,
+                    "--python-platform",
+                    platform,
+                    "--constraint",
+                    str(pinned),
+                    str(wanted),
+                ],
                 env,
             )
             # An older uv may not know the newest manylinux: try the next older name.
@@ -250,15 +259,17 @@ def resolve(
                 break
     assert result is not None
     if result.returncode != 0:
-        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        detail = " ".join(lines[:3]).removeprefix("error: ").removeprefix("× ")
+        # uv draws a tree before its words; keep the words (the reason follows the first line).
+        lines = [re.sub(r"^[^\w(]+", "", line).strip() for line in result.stderr.splitlines()]
+        lines = [line for line in lines if line and not line.startswith("hint")]
+        detail = " ".join(lines[1:] or lines).removeprefix("error: ")
         raise ResolveError(
             f"cannot resolve the requirements for Python {target.python_full} on "
             f"{target.platforms[0]}: {detail}"
         )
     pins = []
-    for line in result.stdout.splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in result.stdout.splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
             requirement = Requirement(line)
             version = next(iter(requirement.specifier)).version
