@@ -22,7 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion
+from packaging.version import InvalidVersion, Version
 
 from builder.errors import KitError
 
@@ -267,9 +267,16 @@ def poetry_constraint(constraint: str) -> SpecifierSet:
         converted = str(parse_constraint(text))
     except (ValueError, RuntimeError) as error:
         raise LockError(f"cannot read the version constraint {constraint!r}: {error}") from None
-    converted = "" if converted == "*" else converted
+    if converted == "*" or "||" in converted:
+        # A union (^1 || ^2) has no PEP 440 spelling: the lock's own choice stands.
+        return SpecifierSet()
     try:
-        return SpecifierSet(converted.replace(" || ", ","))
+        Version(converted)
+        converted = f"=={converted}"  # Poetry writes an exact version bare
+    except InvalidVersion:
+        pass
+    try:
+        return SpecifierSet(converted)
     except InvalidSpecifier:
         raise LockError(f"cannot read the version constraint {constraint!r}") from None
 
