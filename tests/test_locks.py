@@ -47,7 +47,7 @@ def test_markers_see_the_full_python_of_the_image() -> None:
 
 
 def test_uv_platform_names_go_from_the_newest_glibc_down() -> None:
-    """uv is asked for the image's glibc first, then older ones, then plain Linux."""
+    """The image's glibc is asked for first, then older ones, then plain Linux."""
     platforms = TRIXIE.uv_platforms()
 
     assert "x86_64-manylinux_2_41" == platforms[0]
@@ -134,7 +134,9 @@ dependencies = [{ name = "fastlib" }]
 name = "fastlib"
 version = "2.0"
 source = { registry = "https://index.invalid/simple" }
-wheels = [{ url = "https://index.invalid/fastlib-2.0-cp311-cp311-win_amd64.whl", hash = "sha256:00" }]
+wheels = [
+  { url = "https://index.invalid/fastlib-2.0-cp311-cp311-win_amd64.whl", hash = "sha256:00" },
+]
 """
     with pytest.raises(
         LockError, match=r"has no file of fastlib 2.0 for the image's Python 3.11.2"
@@ -181,7 +183,7 @@ def test_poetry_constraints_become_pep440() -> None:
 
 
 def test_pipfile_lock_evaluates_markers_and_categories() -> None:
-    """tzdata (Windows only) is left out on Linux; develop comes with the dev group."""
+    """The Windows-only tzdata is left out on Linux; develop comes with the dev group."""
     lock = declared("lock-pipenv")
 
     assert {"django", "asgiref", "sqlparse", "pymysql"} == names(
@@ -254,7 +256,7 @@ def test_hashed_requirements_are_a_lock_and_the_index_line_is_ignored() -> None:
 
 
 def test_a_requirement_without_hash_among_hashed_ones_is_refused(tmp_path: Path) -> None:
-    """pip's hash-checking mode needs every line hashed: the bare line is named."""
+    """Hash-checking mode (pip's) needs every line hashed: the bare line is named."""
     project = copy("hashed-requirements", tmp_path)
     path = project / "requirements.txt"
     path.write_text(path.read_text() + "idna==3.10\n")
@@ -306,7 +308,7 @@ def test_several_requirement_files_ask_for_a_choice(tmp_path: Path) -> None:
 
 
 def test_resolver_is_asked_for_the_target_and_falls_back_on_platform_names() -> None:
-    """uv gets the full Python version; a platform name it does not know is retried older."""
+    """The resolver gets the full Python version; an unknown platform name is retried older."""
     calls: list[list[str]] = []
 
     def uv(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
