@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,30 @@ def test_ignore_rules_follow_dockerignore_semantics() -> None:
     assert not render._is_ignored("src/build/x.py", patterns)
     assert render._is_ignored("docs/a.md", patterns)
     assert not render._is_ignored("docs/keep.md", patterns)
+
+
+def test_a_lock_is_installed_as_locked_and_additions_resolve_around_it(tmp_path: Path) -> None:
+    """The lock's lines keep their hashes; gunicorn and setproctitle are constrained to it."""
+    context, _ = render_context(tmp_path, PROJECTS / "lock-pylock")
+    lines = (context / "kitbuild" / "requirements.txt").read_text().splitlines()
+    additions, _target, options = fake_resolve.calls[-1]  # type: ignore[attr-defined]
+
+    assert [build.GUNICORN_REQUIREMENT, build.PROCESS_TITLE_REQUIREMENT] == additions
+    assert "sqlparse" in {pin.name for pin in options["constraints"]}
+    assert any(
+        line.startswith("sqlparse==0.5.3 --hash=sha256:") and "fake" not in line for line in lines
+    )
+
+
+def test_a_project_that_needs_a_newer_python_gets_trixie(tmp_path: Path) -> None:
+    """A lock whose requires-python is >= 3.12 is built on trixie, with its 3.13 markers."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "lock-pylock", project)
+    lock = project / "pylock.toml"
+    lock.write_text(
+        lock.read_text().replace('requires-python = ">=3.11"', 'requires-python = ">=3.12"')
+    )
+    context, _ = render_context(tmp_path, project)
+
+    assert "FROM kitbuild/python:trixie AS runtime" in (context / "Dockerfile").read_text()
+    assert "3.13.5" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
