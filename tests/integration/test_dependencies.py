@@ -150,3 +150,47 @@ def test_a_tampered_wheel_fails_the_build(tmp_path: Path, gateway: DockerGateway
         assert not gateway.image_exists(tag)
     finally:
         gateway.remove_image(tag)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "file", "old", "new", "message"),
+    [
+        (
+            "lock-poetry",
+            "pyproject.toml",
+            'asgiref = "3.8.1"',
+            'asgiref = "3.8.2"',
+            "poetry.lock does not match pyproject.toml: asgiref is locked at 3.8.1, "
+            "outside ==3.8.2",
+        ),
+        (
+            "lock-pylock",
+            "pylock.toml",
+            'requires-python = ">=3.11"',
+            'requires-python = "<3.11"',
+            "pylock.toml is locked for Python <3.11 (requires-python), but the image's Python "
+            "is 3.11.2",
+        ),
+    ],
+)
+def test_a_stale_lock_or_one_for_another_python_is_one_line(
+    fixture: str,
+    file: str,
+    old: str,
+    new: str,
+    message: str,
+    tmp_path: Path,
+    build_with_cli: object,
+    gateway: DockerGateway,
+) -> None:
+    """The build stops before building: one line naming the file and package, no image."""
+    project = tmp_path / fixture
+    shutil.copytree(PROJECTS / fixture, project)
+    (project / file).write_text((project / file).read_text().replace(old, new))
+
+    built = build_with_cli(project)  # type: ignore[operator]
+
+    assert 1 == built.code, built
+    assert message in built.err
+    assert 1 == built.err.count("\n")
+    assert not gateway.image_exists(built.tag)
