@@ -88,6 +88,7 @@ def test_suite_follows_the_django_requirement(requirement: str, suite: str) -> N
 
 
 @pytest.mark.network
+@pytest.mark.docker  # the base image is asked for its Python, even for --render-only
 def test_unresolvable_requirement_is_named_and_nothing_is_written(tmp_path: Path) -> None:
     """A requirement no index has: one line naming it; the --render-only dir is not made."""
     err = io.StringIO()
