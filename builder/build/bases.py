@@ -10,11 +10,11 @@ import dataclasses
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import tomllib
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -225,5 +225,7 @@ def ensure_given(base_image: str, gateway: DockerGateway) -> BaseImages:
 def named(suite: str) -> BaseImages:
     """The suite's images by name only: what a rendered Dockerfile refers to."""
     return BaseImages(
-        build=image_reference("build", suite), runtime=image_reference("runtime", suite), suite=suite
+        build=image_reference("build", suite),
+        runtime=image_reference("runtime", suite),
+        suite=suite,
     )
