@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import tomllib
 
 from builder.errors import KitError
 
@@ -52,7 +51,7 @@ class KitConfig:
     collectstatic: bool | None = None
 
     def overridden_by(self, flags: KitConfig) -> KitConfig:
-        """This table with the flags laid over it: a flag's value wins, lists add up."""
+        """Lay the flags over this table: a flag's value wins, lists add up."""
         return KitConfig(
             settings=flags.settings or self.settings,
             requirements=flags.requirements or self.requirements,
@@ -61,7 +60,9 @@ class KitConfig:
             build_packages=_union(self.build_packages, flags.build_packages),
             runtime_packages=_union(self.runtime_packages, flags.runtime_packages),
             build_env=tuple({**dict(self.build_env), **dict(flags.build_env)}.items()),
-            collectstatic=self.collectstatic if flags.collectstatic is None else flags.collectstatic,
+            collectstatic=self.collectstatic
+            if flags.collectstatic is None
+            else flags.collectstatic,
         )
 
 
@@ -170,8 +171,10 @@ def _strings(table: Mapping[str, object], key: str, where: str) -> tuple[str, ..
 
 
 def read_config(root: Path, app_dir: Path | None = None) -> KitConfig:
-    """The ``[tool.kitbuild]`` table of the project's pyproject.toml, beside manage.py or at
-    the root (the first that has the table), or an empty config."""
+    """The ``[tool.kitbuild]`` table of the project's pyproject.toml, or an empty config.
+
+    The file beside manage.py or at the root, the first that has the table.
+    """
     for directory in dict.fromkeys([root, *([app_dir] if app_dir else [])]):
         path = directory / "pyproject.toml"
         if not path.is_file():
