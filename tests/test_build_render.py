@@ -124,6 +124,16 @@ def test_project_driver_is_kept(tmp_path: Path) -> None:
     assert not any(line.startswith("mysqlclient") for line in lines)
 
 
+def test_src_layout_is_on_the_image_python_path(tmp_path: Path) -> None:
+    """A src layout's src/ joins PYTHONPATH (after the runtime); other projects add nothing."""
+    src_layout, _ = render_context(tmp_path, PROJECTS / "src-layout-app")
+    (tmp_path / "plain").mkdir()
+    plain, _ = render_context(tmp_path / "plain", ROOT / "examples" / "mysite")
+
+    assert "PYTHONPATH=/opt/kitbuild:/app/src " in (src_layout / "Dockerfile").read_text()
+    assert "PYTHONPATH=/opt/kitbuild " in (plain / "Dockerfile").read_text()
+
+
 def test_django6_project_gets_the_trixie_base(tmp_path: Path) -> None:
     """Django 6 needs Python >= 3.12: the project is built on trixie and its Python 3.13."""
     context, _ = render_context(tmp_path, PROJECTS / "django6-app")

@@ -11,10 +11,9 @@ import os
 import string
 import subprocess
 import tarfile
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 HERE = Path(__file__).parent
 DATA_FILE = HERE / "projects.toml"

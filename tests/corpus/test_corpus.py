@@ -16,6 +16,7 @@ import http.client
 import io
 import secrets
 import time
+import traceback
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,11 +101,15 @@ def builds(
         tag = f"{TEST_REPOSITORY}/corpus-{project.name}:latest"
         out, err = io.StringIO(), io.StringIO()
         started = time.monotonic()
-        code = cli.main(
-            ["build", str(source), "--tag", tag, *project.build_arguments(values)],
-            stdout=out,
-            stderr=err,
-        )
+        try:
+            code = cli.main(
+                ["build", str(source), "--tag", tag, *project.build_arguments(values)],
+                stdout=out,
+                stderr=err,
+            )
+        except Exception:  # a crash is remembered too: the next test must not rebuild
+            code = -1
+            err.write(traceback.format_exc())
         done[project.name] = Build(tag, code, out.getvalue(), err.getvalue())
         result.build_seconds = time.monotonic() - started
         if code == 0:
@@ -141,7 +146,9 @@ def matches(page: Page, status: int, location: str) -> bool:
 
 
 @pytest.mark.parametrize("project", _params("build"))
-def test_builds_unmodified(project: CorpusProject, builds: Callable[[CorpusProject], Build]) -> None:
+def test_builds_unmodified(
+    project: CorpusProject, builds: Callable[[CorpusProject], Build]
+) -> None:
     """`kitbuild build` with the data file's flags and build environment exits 0."""
     built: Build = builds(project)
 

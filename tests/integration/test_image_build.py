@@ -182,6 +182,35 @@ def test_whitenoise_project_has_hashed_static_files(
     assert re.search(rb"site\.[0-9a-f]{12}\.css", listing)
 
 
+def test_src_layout_project_builds_and_imports_without_manage_py(
+    gateway: DockerGateway, build_with_cli: object
+) -> None:
+    """A src layout builds: its statics are collected, its settings and WSGI app import.
+
+    Only the project's manage.py adds src/ to sys.path; the build steps, kitbuild's settings
+    overlay and gunicorn never run manage.py.
+    """
+    built = build_with_cli(PROJECTS / "src-layout-app")  # type: ignore[operator]
+    assert 0 == built.code, built
+
+    loaded = gateway.run(
+        built.tag,
+        [
+            "python",
+            "-c",
+            "import django, os; django.setup(); from django.conf import settings;"
+            " import importlib; importlib.import_module(os.environ['KIT_WSGI_APPLICATION']"
+            ".rsplit('.', 1)[0]); print(settings.ROOT_URLCONF)",
+        ],
+        network_mode="none",
+        environment={"DATABASE_URL": "mysql://app:pw@db.invalid:3306/app"},
+    )
+    listing = gateway.run(built.tag, ["ls", "/app/staticfiles/portal"], network_mode="none")
+
+    assert b"portal.urls" in loaded
+    assert b"site.css" in listing
+
+
 def test_failed_build_names_the_step_and_leaves_no_tag(
     gateway: DockerGateway, build_with_cli: object
 ) -> None:
