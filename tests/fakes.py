@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 from builder.build import bases, wheelhouse
+from builder.build.locks import Pin
 from builder.build.pipeline import BuildResult
 
 if TYPE_CHECKING:
@@ -16,16 +21,38 @@ if TYPE_CHECKING:
 
 
 def fake_fetch(
-    requirements: Sequence[str], target: wheelhouse.Target, directory: Path, **_: Any
+    pins: Sequence[Pin], target: wheelhouse.Target, directory: Path, **_: Any
 ) -> wheelhouse.Wheelhouse:
     """Pretend to download: one empty Django wheel, and remember what was asked."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "django-5.2.19-py3-none-any.whl").write_bytes(b"")
-    fake_fetch.calls.append((list(requirements), target))  # type: ignore[attr-defined]
-    return wheelhouse.Wheelhouse(directory, ())
+    fake_fetch.calls.append((list(pins), target))  # type: ignore[attr-defined]
+    lines = tuple(
+        dataclasses.replace(pin, hashes=pin.hashes or ("sha256:fake",)).line() for pin in pins
+    )
+    return wheelhouse.Wheelhouse(directory, (), lines)
 
 
 fake_fetch.calls = []  # type: ignore[attr-defined]
+
+
+def fake_resolve(
+    requirements: Sequence[str], target: wheelhouse.Target, **options: Any
+) -> list[Pin]:
+    """Pretend to resolve: each requirement at its == version (else 1.0), nothing more."""
+    fake_resolve.calls.append((list(requirements), target, options))  # type: ignore[attr-defined]
+    pins = []
+    for line in requirements:
+        requirement = Requirement(line)
+        exact = [s.version for s in requirement.specifier if s.operator == "=="]
+        pins.append(Pin(canonicalize_name(requirement.name), (exact or ["1.0"])[0]))
+    return pins
+
+
+fake_resolve.calls = []  # type: ignore[attr-defined]
+
+#: The Python each kit suite's Debian ships (what probing its image reports).
+SUITE_PYTHON = {"bookworm": "3.11.2", "trixie": "3.13.5"}
 
 
 class FakeBases:
@@ -48,8 +75,11 @@ class FakeBases:
         return bases.named(suite, packages.by_kind() if packages else None)
 
     def probe(self, image: str) -> wheelhouse.Target:
-        """A user image that says it runs Python 3.12 on glibc 2.36."""
-        return wheelhouse.target_for("3.12", "2.36", "x86_64")
+        """A kit base reports its suite's Python; a user image says it runs 3.12.3."""
+        for suite in bases.suites():
+            if image == bases.image_reference("build", suite.name):
+                return wheelhouse.target_for(SUITE_PYTHON[suite.name], suite.glibc, "x86_64")
+        return wheelhouse.target_for("3.12.3", "2.36", "x86_64")
 
 
 class RecordingPublisher:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from builder.build import context as render
 from builder.build import pipeline as build
 from builder.build.pipeline import BuildOptions, TagError, build_project
-from tests.fakes import FakeBases, RecordingPublisher, fake_fetch
+from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 
 ROOT = Path(__file__).parent.parent
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
@@ -25,6 +26,7 @@ def render_context(tmp_path: Path, project: Path, **options: object) -> tuple[Pa
         sources=sources,
         publisher=RecordingPublisher(tmp_path / "context"),
         fetch=fake_fetch,
+        resolve=fake_resolve,
         say=lambda _line: None,
         workdir=tmp_path,
     )
@@ -103,7 +105,7 @@ def test_no_collectstatic_without_static_root(tmp_path: Path) -> None:
 
 
 def test_gunicorn_and_mysql_driver_are_added_when_missing(tmp_path: Path) -> None:
-    """The PostgreSQL-only project gets gunicorn and mysqlclient; nothing is added twice."""
+    """A PostgreSQL-only project gets gunicorn and mysqlclient once; every line is hashed."""
     context, _ = render_context(tmp_path, PROJECTS / "postgres-app")
     lines = (context / "kitbuild" / "requirements.txt").read_text().splitlines()
 
@@ -113,7 +115,9 @@ def test_gunicorn_and_mysql_driver_are_added_when_missing(tmp_path: Path) -> Non
         build.GUNICORN_REQUIREMENT,
         build.MYSQL_DRIVER_REQUIREMENT,
         build.PROCESS_TITLE_REQUIREMENT,
-    ] == lines
+    ] == fake_resolve.calls[-1][0]  # type: ignore[attr-defined]
+    assert "--require-hashes" == lines[0]
+    assert all(" --hash=sha256:" in line for line in lines[1:])
 
 
 def test_project_driver_is_kept(tmp_path: Path) -> None:
@@ -141,7 +145,7 @@ def test_django6_project_gets_the_trixie_base(tmp_path: Path) -> None:
 
     assert "FROM kitbuild/python:trixie AS runtime" in dockerfile
     assert "WORKDIR /app/src" in dockerfile
-    assert "3.13" == fake_fetch.calls[-1][1].python  # type: ignore[attr-defined]
+    assert "3.13.5" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
 
 
 def test_base_image_option_uses_that_image_for_both_stages(tmp_path: Path) -> None:
@@ -153,7 +157,7 @@ def test_base_image_option_uses_that_image_for_both_stages(tmp_path: Path) -> No
 
     assert "FROM python:3.12-slim AS build" in dockerfile
     assert "FROM python:3.12-slim AS runtime" in dockerfile
-    assert "3.12" == fake_fetch.calls[-1][1].python  # type: ignore[attr-defined]
+    assert "3.12.3" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
 
 
 def test_secrets_vcs_and_local_databases_stay_out(tmp_path: Path) -> None:
@@ -233,3 +237,30 @@ def test_ignore_rules_follow_dockerignore_semantics() -> None:
     assert not render._is_ignored("src/build/x.py", patterns)
     assert render._is_ignored("docs/a.md", patterns)
     assert not render._is_ignored("docs/keep.md", patterns)
+
+
+def test_a_lock_is_installed_as_locked_and_additions_resolve_around_it(tmp_path: Path) -> None:
+    """The lock's lines keep their hashes; gunicorn and setproctitle are constrained to it."""
+    context, _ = render_context(tmp_path, PROJECTS / "lock-pylock")
+    lines = (context / "kitbuild" / "requirements.txt").read_text().splitlines()
+    additions, _target, options = fake_resolve.calls[-1]  # type: ignore[attr-defined]
+
+    assert [build.GUNICORN_REQUIREMENT, build.PROCESS_TITLE_REQUIREMENT] == additions
+    assert "sqlparse" in {pin.name for pin in options["constraints"]}
+    assert any(
+        line.startswith("sqlparse==0.5.3 --hash=sha256:") and "fake" not in line for line in lines
+    )
+
+
+def test_a_project_that_needs_a_newer_python_gets_trixie(tmp_path: Path) -> None:
+    """A lock whose requires-python is >= 3.12 is built on trixie, with its 3.13 markers."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "lock-pylock", project)
+    lock = project / "pylock.toml"
+    lock.write_text(
+        lock.read_text().replace('requires-python = ">=3.11"', 'requires-python = ">=3.12"')
+    )
+    context, _ = render_context(tmp_path, project)
+
+    assert "FROM kitbuild/python:trixie AS runtime" in (context / "Dockerfile").read_text()
+    assert "3.13.5" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]

@@ -225,19 +225,21 @@ def test_parse_settings_source_resolves_relative_star_imports() -> None:
 
 
 def test_parse_requirements_handles_options_comments_and_continuations() -> None:
-    """Pip options and hashes are pip's; comments and backslash continuations are handled."""
+    """Hashes stay with their line, index options are reported, continuations are joined."""
     text = (
         "--index-url http://mirror.invalid/simple\n"
         "# a comment\n"
         "Django>=5.2 \\\n    --hash=sha256:abc\n"
         "gunicorn==23.0.0  # pinned\n"
+        "--find-links /somewhere\n"
         "-c constraints.txt\n"
         "-r other.txt\n"
     )
     items = list(project.parse_requirements(text, "requirements.txt"))
 
     assert [
-        project.RequirementLine(requirement="Django>=5.2"),
-        project.RequirementLine(requirement="gunicorn==23.0.0"),
-        project.RequirementLine(include="other.txt"),
+        project.RequirementLine(index="--index-url http://mirror.invalid/simple", number=1),
+        project.RequirementLine(requirement="Django>=5.2", hashes=("sha256:abc",), number=3),
+        project.RequirementLine(requirement="gunicorn==23.0.0", number=4),
+        project.RequirementLine(include="other.txt", number=7),
     ] == items

@@ -15,22 +15,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import platform
 import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
 from builder import __version__
-from builder.build import bases, context, hints, steps, wheelhouse
+from builder.build import bases, context, dependencies, hints, locks, steps, wheelhouse
 from builder.build.config import KitConfig, read_config
-from builder.build.project import Project, find_project_dirs, inspect_project
+from builder.build.project import MYSQL_DRIVERS, Project, find_project_dirs, inspect_project
 from builder.engine import BuildFailed
 from builder.errors import KitError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     from builder.engine import DockerGateway
 
@@ -99,7 +102,7 @@ class BaseSource(Protocol):
         ...
 
     def probe(self, image: str) -> wheelhouse.Target:
-        """Ask a user-supplied base image which Python and platform it has."""
+        """Ask a base image (the build stage's) which Python, full version, and platform it has."""
         ...
 
 
@@ -129,16 +132,52 @@ def check_tag(tag: str) -> str:
     return tag
 
 
-def image_requirements(project: Project) -> list[str]:
-    """The project's requirements plus gunicorn, a MySQL driver and setproctitle if missing."""
-    lines = list(project.requirements)
-    if "gunicorn" not in project.requirement_names:
+def kit_additions(names: Collection[str]) -> list[str]:
+    """Gunicorn, a MySQL driver and setproctitle, unless the project (``names``) has them."""
+    lines = []
+    if "gunicorn" not in names:
         lines.append(GUNICORN_REQUIREMENT)
-    if project.mysql_driver is None:
+    if not set(names) & MYSQL_DRIVERS:
         lines.append(MYSQL_DRIVER_REQUIREMENT)
-    if "setproctitle" not in project.requirement_names:
+    if "setproctitle" not in names:
         lines.append(PROCESS_TITLE_REQUIREMENT)
     return lines
+
+
+def image_pins(
+    selection: dependencies.Selection,
+    target: wheelhouse.Target,
+    resolve: Callable[..., list[locks.Pin]],
+) -> list[locks.Pin]:
+    """Every package the image installs, at one exact version each.
+
+    A lock's pins are kept as they are; kitbuild's own additions are resolved around them
+    (constrained to the locked versions). Anything unlocked is resolved for the target.
+    """
+    if not selection.locked:
+        unresolved = list(selection.unresolved)
+        names = {canonicalize_name(Requirement(line).name) for line in unresolved}
+        return resolve([*unresolved, *kit_additions(names)], target)
+    pins = list(selection.pins)
+    additions = kit_additions({pin.name for pin in pins})
+    if additions:
+        known = {pin.name for pin in pins}
+        extra = resolve(additions, target, constraints=pins)
+        pins += [pin for pin in extra if pin.name not in known]
+    return pins
+
+
+def choose_suite(project: Project) -> bases.SuiteSpec:
+    """The oldest suite that runs the project's Django and whose Python the project allows."""
+    suite = bases.choose_suite(project.django_requirement)
+    allowed = project.dependencies.requires_python()
+    if allowed is None:
+        return suite
+    later = [s for s in bases.suites() if Version(s.python) >= Version(suite.python)]
+    for candidate in later:
+        if any(allowed.contains(f"{candidate.python}.{patch}") for patch in range(50)):
+            return candidate
+    return suite  # none fits: the lock's own check names the Python it wants
 
 
 def image_labels(
@@ -166,6 +205,7 @@ def build_project(
     sources: BaseSource,
     publisher: Publisher,
     fetch: Callable[..., wheelhouse.Wheelhouse] = wheelhouse.fetch,
+    resolve: Callable[..., list[locks.Pin]] = wheelhouse.resolve,
     say: Callable[[str], None] = print,
     workdir: Path | None = None,
 ) -> BuildResult:
@@ -195,18 +235,24 @@ def build_project(
         images = sources.base_images(None, options.base_image)
         target = sources.probe(options.base_image)
     else:
-        suite = bases.choose_suite(project.django_requirement)
+        suite = choose_suite(project)
         images = sources.base_images(suite.name, None, packages)
-        target = wheelhouse.target_for(suite.python, suite.glibc, platform.machine())
+        # The image's own Python says its full version (markers need 3.11.2, not 3.11).
+        target = sources.probe(images.build)
     say(
-        f"kitbuild: {project.name}: settings {project.settings_module}, Python {target.python}"
+        f"kitbuild: {project.name}: settings {project.settings_module}, Python {target.python_full}"
         f" on {images.runtime}"
     )
 
     staging = Path(tempfile.mkdtemp(prefix="kitbuild-context-", dir=workdir))
     try:
-        requirements = image_requirements(project)
-        fetched = fetch(requirements, target, staging / "kitbuild" / "wheels", say=say)
+        selection = project.dependencies.select(target.lock_target(), config.groups)
+        for note in project.dependencies.notes:
+            say(note)
+        pins = image_pins(selection, target, resolve)
+        fetched = fetch(pins, target, staging / "kitbuild" / "wheels", say=say)
+        # Every line carries hashes (the lock's, or those of the files fetched).
+        requirements = ["--require-hashes", *fetched.requirements]
         django = fetched.version_of("django") or "unknown"
         spec = context.ContextSpec(
             project=project,
@@ -281,7 +327,7 @@ class NamedBases:
         return bases.named(suite, packages.by_kind() if packages else None)
 
     def probe(self, image: str) -> wheelhouse.Target:
-        """A user-supplied image must still be asked for its Python, which needs Docker."""
+        """The image must be asked for its Python (its full version too), which needs Docker."""
         return wheelhouse.probe_target(self._gateway(), image)
 
 

@@ -11,27 +11,45 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-import tomllib
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from builder.errors import KitError
+from builder.build.dependencies import (
+    Declared,
+    ProjectError,
+    RequirementLine,
+    parse_pyproject_dependencies,
+    parse_requirements,
+    read_declared,
+)
+
+# Reading requirement files moved to builder.build.dependencies; these stay importable here.
+__all__ = [
+    "MYSQL_DRIVERS",
+    "SKIPPED_DIRS",
+    "Project",
+    "ProjectError",
+    "RequirementLine",
+    "SettingsSource",
+    "find_project_dirs",
+    "inspect_project",
+    "parse_pyproject_dependencies",
+    "parse_requirements",
+    "parse_settings_module",
+    "parse_settings_source",
+]
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
 #: Directories never searched for manage.py (and never copied into the image).
 SKIPPED_DIRS = frozenset(
     {".git", ".hg", ".venv", "venv", "env", "node_modules", "__pycache__", ".tox", ".nox"}
 )
 MYSQL_DRIVERS = frozenset({"mysqlclient", "pymysql", "mysql-connector-python"})
-
-
-class ProjectError(KitError):
-    """The directory is not a Django project kitbuild can build."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +63,11 @@ class Project:
         settings_module: dotted path of the settings module.
         wsgi_application: dotted path of the WSGI callable.
         static_root: whether the settings set STATIC_ROOT (so collectstatic runs at build).
-        requirements: the project's requirement lines, -r includes expanded.
+        requirements: the project's requirement lines, -r includes expanded (for a lock,
+            its ``name==version`` lines).
         requirements_source: the file they came from, relative to ``root``.
         django_requirement: the Django requirement as written, e.g. "Django>=5.2,<5.3".
+        dependencies: the dependency files as read, evaluated for the image's Python later.
         code_dir: where the settings' top package lives, relative to ``app_dir``: "." or,
             in a src layout whose manage.py adds src/ to sys.path itself, "src". The image
             puts it on PYTHONPATH, since gunicorn and the build steps never run manage.py.
@@ -63,6 +83,7 @@ class Project:
     requirements: tuple[str, ...]
     requirements_source: str
     django_requirement: str
+    dependencies: Declared
     code_dir: str = "."
 
     @property
@@ -139,78 +160,6 @@ def _absolute_module(current: str, name: str | None, level: int) -> str:
     return ".".join([*package, *([name] if name else [])])
 
 
-@dataclasses.dataclass(frozen=True)
-class RequirementLine:
-    """One requirement, or an include of another requirements file."""
-
-    requirement: str | None = None
-    include: str | None = None
-
-
-def parse_requirements(text: str, source: str) -> Iterator[RequirementLine]:
-    """Yield the requirements and -r/-c includes of a requirements file.
-
-    Options pip understands (--hash, --index-url ...) are left to pip. Editable or
-    path requirements cannot be fetched for an image: they raise ProjectError.
-    """
-    for number, raw in enumerate(_logical_lines(text), start=1):
-        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
-        if not line:
-            continue
-        include = re.match(r"^(?:-r|--requirement|-c|--constraint)\s*=?\s*(\S+)", line)
-        if include:
-            if line.startswith(("-r", "--requirement")):
-                yield RequirementLine(include=include.group(1))
-            continue
-        if line.startswith("-"):
-            if line.startswith(("-e", "--editable")):
-                raise ProjectError(
-                    f"{source}:{number}: editable requirement {line!r} cannot go into an "
-                    "image; list the package by name and version instead"
-                )
-            continue  # --index-url, --hash on its own line, --find-links ...: pip's business
-        requirement = line.split(" --", 1)[0].strip()  # drop per-requirement options
-        try:
-            parsed = Requirement(requirement)
-        except InvalidRequirement as error:
-            raise ProjectError(
-                f"{source}:{number}: cannot parse requirement {requirement!r}: "
-                f"{str(error).splitlines()[0]}"
-            ) from None
-        if parsed.url:
-            raise ProjectError(
-                f"{source}:{number}: requirement {requirement!r} points at a URL or path; "
-                "kitbuild resolves packages by name and version only"
-            )
-        yield RequirementLine(requirement=requirement)
-
-
-def _logical_lines(text: str) -> Iterator[str]:
-    buffer = ""
-    for line in text.splitlines():
-        if line.endswith("\\"):
-            buffer += line[:-1] + " "
-            continue
-        yield buffer + line
-        buffer = ""
-    if buffer:
-        yield buffer
-
-
-def parse_pyproject_dependencies(text: str, source: str) -> list[str] | None:
-    """Return ``[project.dependencies]`` from pyproject.toml text, or None if absent."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ProjectError(f"{source} is not valid TOML: {error}") from None
-    dependencies = data.get("project", {}).get("dependencies")
-    if dependencies is None:
-        return None
-    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
-        raise ProjectError(f"{source}: [project] dependencies must be a list of strings")
-    return dependencies
-
-
 # --------------------------------------------------------------------------- reading
 
 
@@ -229,10 +178,11 @@ def inspect_project(
     wsgi, static_root = _read_settings(app_dir, settings_module)
     code_dir = _code_dir(app_dir, settings_module)
 
-    requirement_lines, source = _read_requirements(root, app_dir, requirements)
-    names: dict[str, str] = {
-        canonicalize_name(Requirement(line).name): line for line in requirement_lines
-    }
+    declared = read_declared(root, app_dir, requirements)
+    requirement_lines, source = list(declared.direct), declared.source
+    names: dict[str, str] = {}
+    for line in requirement_lines:
+        names.setdefault(canonicalize_name(Requirement(line).name), line)
     if "django" not in names:
         raise ProjectError(f"{source} does not list Django; add a line such as Django>=5.2,<5.3")
     return Project(
@@ -245,6 +195,7 @@ def inspect_project(
         requirements=tuple(requirement_lines),
         requirements_source=source,
         django_requirement=names["django"],
+        dependencies=declared,
         code_dir=code_dir,
     )
 
@@ -351,48 +302,6 @@ def _read_settings(app_dir: Path, settings_module: str) -> tuple[str, bool]:
             )
         wsgi = f"{package}.wsgi.application"
     return wsgi, static_root
-
-
-def _read_requirements(root: Path, app_dir: Path, given: Path | None) -> tuple[list[str], str]:
-    if given is not None:
-        path = given if given.is_absolute() else root / given
-        if not path.is_file():
-            raise ProjectError(f"requirements file {given} not found")
-        return _expand_requirements(path, root, set()), _relative(path, root)
-    for directory in dict.fromkeys([app_dir, root]):
-        if (directory / "requirements.txt").is_file():
-            path = directory / "requirements.txt"
-            return _expand_requirements(path, root, set()), _relative(path, root)
-        if (directory / "pyproject.toml").is_file():
-            path = directory / "pyproject.toml"
-            dependencies = parse_pyproject_dependencies(_read_text(path), _relative(path, root))
-            if dependencies is not None:
-                for number, line in enumerate(dependencies, start=1):
-                    list(parse_requirements(line, f"{_relative(path, root)} dependency {number}"))
-                return dependencies, _relative(path, root)
-    raise ProjectError(
-        f"{root}: no requirements.txt and no [project] dependencies in pyproject.toml; "
-        "list the project's packages (at least Django) in requirements.txt"
-    )
-
-
-def _expand_requirements(path: Path, root: Path, seen: set[Path]) -> list[str]:
-    resolved = path.resolve()
-    if resolved in seen:
-        return []
-    seen.add(resolved)
-    lines: list[str] = []
-    for item in parse_requirements(_read_text(path), _relative(path, root)):
-        if item.include is not None:
-            included = path.parent / item.include
-            if not included.is_file():
-                raise ProjectError(
-                    f"{_relative(path, root)} includes {item.include}, which does not exist"
-                )
-            lines.extend(_expand_requirements(included, root, seen))
-        elif item.requirement is not None:
-            lines.append(item.requirement)
-    return lines
 
 
 def _relative(path: Path, root: Path) -> str:

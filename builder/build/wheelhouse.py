@@ -10,20 +10,31 @@ from __future__ import annotations
 
 import dataclasses
 import email.parser
+import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging import tags
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
 
+from builder.build import locks
 from builder.errors import KitError
 
 if TYPE_CHECKING:
@@ -44,6 +55,8 @@ class Target:
     abi: str  # "cp311"
     implementation: str  # "cp"
     platforms: tuple[str, ...]  # newest first, e.g. manylinux_2_36_x86_64 ... linux_x86_64
+    #: The full version ("3.11.2"): markers such as python_full_version < "3.11.3" need it.
+    python_full: str
 
     def pip_flags(self) -> list[str]:
         """Pip download flags that select wheels for this target instead of the host."""
@@ -55,12 +68,52 @@ class Target:
         # pip does not expand manylinux_2_X to older tags by itself: list every one.
         return flags + [f"--platform={platform}" for platform in self.platforms]
 
+    @property
+    def machine(self) -> str:
+        """The CPU architecture, e.g. x86_64 (the last platform tag is plain linux_<machine>)."""
+        return self.platforms[-1].removeprefix("linux_")
+
+    def marker_environment(self) -> dict[str, str]:
+        """PEP 508 marker variables of the image's CPython on Linux (not the host's)."""
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": self.python_full,
+            "os_name": "posix",
+            "platform_machine": self.machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": self.python_full,
+            "python_version": self.python,
+            "sys_platform": "linux",
+        }
+
+    def lock_target(self) -> locks.Target:
+        """What lock readers evaluate markers and wheel tags against."""
+        version = tuple(int(part) for part in self.python.split("."))
+        interpreter = f"{self.implementation}{self.python.replace('.', '')}"
+        found = [
+            *tags.cpython_tags(version, [self.abi, "abi3", "none"], self.platforms),
+            *tags.compatible_tags(version, interpreter, self.platforms),
+        ]
+        return locks.Target(environment=self.marker_environment(), tags=frozenset(found))
+
+    def uv_platforms(self) -> list[str]:
+        """Uv's --python-platform names for this target, newest glibc first."""
+        names = [
+            f"{self.machine}-{platform.removesuffix('_' + self.machine)}"
+            for platform in self.platforms
+            if platform.startswith("manylinux_")
+        ]
+        return [*names, f"{self.machine}-unknown-linux-gnu"]
+
 
 _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
 
 
-def target_for(python: str, glibc: str, machine: str) -> Target:
-    """The target of a kit base image, from its Python and glibc versions (no Docker needed).
+def target_for(python_full: str, glibc: str, machine: str) -> Target:
+    """A target from its full Python version and glibc version (no Docker needed).
 
     Lists platform tags the way pip's packaging.tags does for that glibc: every
     manylinux_2_Y from the glibc's minor down to 5, with the legacy aliases, then linux.
@@ -73,15 +126,23 @@ def target_for(python: str, glibc: str, machine: str) -> Target:
         if legacy:
             platforms.append(f"{legacy}_{machine}")
     platforms.append(f"linux_{machine}")
+    python = ".".join(python_full.split(".")[:2])
     digits = python.replace(".", "")
-    return Target(python=python, abi=f"cp{digits}", implementation="cp", platforms=tuple(platforms))
+    return Target(
+        python=python,
+        abi=f"cp{digits}",
+        implementation="cp",
+        platforms=tuple(platforms),
+        python_full=python_full,
+    )
 
 
 # Runs inside the build image, offline: pip's own tag logic says what wheels it accepts.
 _TARGET_PROBE = (
-    "import json, sys; from pip._vendor.packaging import tags;"
+    "import json, sys, platform; from pip._vendor.packaging import tags;"
     "t = list(tags.sys_tags());"
     "print(json.dumps({'python': '%d.%d' % sys.version_info[:2],"
+    " 'full': platform.python_version(),"
     " 'abi': t[0].abi, 'implementation': t[0].interpreter[:2],"
     " 'platforms': list(dict.fromkeys(x.platform for x in t if x.platform != 'any'))}))"
 )
@@ -103,6 +164,7 @@ def probe_target(gateway: DockerGateway, image: str) -> Target:
         abi=data["abi"],
         implementation=data["implementation"],
         platforms=tuple(data["platforms"]),
+        python_full=data["full"],
     )
 
 
@@ -127,67 +189,208 @@ _SOURCE_ENV = {"MYSQLCLIENT_CFLAGS": "-I/nonexistent", "MYSQLCLIENT_LDFLAGS": "-
 
 @dataclasses.dataclass(frozen=True)
 class Wheelhouse:
-    """What was fetched: the directory and the names built from source in the image."""
+    """What was fetched: the directory, the names built from source, the install lines."""
 
     directory: Path
     from_source: tuple[str, ...]
+    #: ``name==version --hash=...`` for every pin: the image installs with --require-hashes.
+    requirements: tuple[str, ...] = ()
 
     def version_of(self, name: str) -> str | None:
         """The version of ``name`` in the wheelhouse, from its file name."""
-        wanted = canonicalize_name(name)
-        for path in self.directory.iterdir():
-            match = re.match(r"^(.+?)-(\d[^-]*?)(?:-|\.tar\.gz$|\.zip$)", path.name)
-            if match and canonicalize_name(match.group(1)) == wanted:
-                return match.group(2)
-        return None
+        found = _file_of(self.directory, canonicalize_name(name), None)
+        return _name_version(found.name)[1] if found else None
+
+
+# --------------------------------------------------------------------------- resolving
+
+UvRunner = Callable[[list[str], dict[str, str]], subprocess.CompletedProcess[str]]
+
+
+def run_uv(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run uv (the resolver kitbuild depends on) with ``args``; the default :data:`UvRunner`."""
+    from uv import find_uv_bin  # noqa: PLC0415 (only unlocked projects need it)
+
+    command = [find_uv_bin(), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+
+
+def resolve(
+    requirements: Sequence[str],
+    target: Target,
+    *,
+    constraints: Sequence[locks.Pin] = (),
+    uv: UvRunner = run_uv,
+    pip: PipRunner = run_pip,
+) -> list[locks.Pin]:
+    """Pins for ``requirements``, resolved for the target's Python and platform (not the host's).
+
+    uv evaluates every marker for the target's full Python version, so a dependency such as
+    ``async-timeout; python_full_version < "3.11.3"`` is kept for 3.11.2 even on a 3.11.7
+    host. ``constraints`` (a lock's pins) keep shared dependencies at their locked versions.
+    """
+    env = {**_uv_index_env(pip), **os.environ, **_SOURCE_ENV}
+    with tempfile.TemporaryDirectory(prefix="kitbuild-resolve-") as scratch:
+        wanted = Path(scratch) / "requirements.in"
+        wanted.write_text("\n".join(requirements) + "\n")
+        pinned = Path(scratch) / "constraints.txt"
+        pinned.write_text("".join(f"{pin.name}=={pin.version}\n" for pin in constraints))
+        result: subprocess.CompletedProcess[str] | None = None
+        for platform in target.uv_platforms():
+            result = uv(
+                [
+                    "pip",
+                    "compile",
+                    "--quiet",
+                    "--no-header",
+                    "--no-annotate",
+                    "--python-version",
+                    target.python_full,
+                    "--python-platform",
+                    platform,
+                    "--constraint",
+                    str(pinned),
+                    str(wanted),
+                ],
+                env,
+            )
+            # An older uv may not know the newest manylinux: try the next older name.
+            if result.returncode == 0 or "--python-platform" not in result.stderr:
+                break
+    assert result is not None
+    if result.returncode != 0:
+        # uv draws a tree before its words; keep the words (the reason follows the first line).
+        lines = [re.sub(r"^[^\w(]+", "", line).strip() for line in result.stderr.splitlines()]
+        lines = [line for line in lines if line and not line.startswith("hint")]
+        detail = " ".join(lines[1:] or lines).removeprefix("error: ")
+        raise ResolveError(
+            f"cannot resolve the requirements for Python {target.python_full} on "
+            f"{target.platforms[0]}: {detail}"
+        )
+    pins = []
+    for raw in result.stdout.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            requirement = Requirement(line)
+            version = next(iter(requirement.specifier)).version
+            pins.append(locks.Pin(canonicalize_name(requirement.name), version))
+    return pins
+
+
+def _uv_index_env(pip: PipRunner) -> dict[str, str]:
+    """The user's pip index settings (pip.conf or PIP_*), as uv's variables.
+
+    uv does not read pip's configuration; without this a mirror the user configured for
+    pip would be bypassed. Variables the user set for uv itself take precedence.
+    """
+    result = pip(["config", "list"], dict(os.environ))
+    names = {
+        "index-url": "UV_INDEX_URL",
+        "extra-index-url": "UV_EXTRA_INDEX_URL",
+        "find-links": "UV_FIND_LINKS",
+        "cert": "SSL_CERT_FILE",
+    }
+    found: dict[str, str] = {}
+    for line in result.stdout.splitlines() if result.returncode == 0 else []:
+        key, _, value = line.partition("=")
+        option = key.rsplit(".", 1)[-1]
+        if option in names and value:
+            found[names[option]] = value.strip().strip("'\"")
+    return found
+
+
+# --------------------------------------------------------------------------- fetching
 
 
 def fetch(
-    requirements: Sequence[str],
+    pins: Sequence[locks.Pin],
     target: Target,
     directory: Path,
     *,
     pip: PipRunner = run_pip,
     say: Callable[[str], None] = print,
 ) -> Wheelhouse:
-    """Download ``requirements`` and all their dependencies for ``target`` into ``directory``."""
+    """Download exactly ``pins`` (no resolution: they are the whole set) for ``target``.
+
+    Pins with hashes are downloaded in pip's hash-checking mode. Every pin leaves with
+    hashes: its own, or the sha256 of the file fetched, so the image can install with
+    ``--require-hashes``. Packages with no wheel for the target are fetched as source,
+    with their build requirements, and compiled in the build stage.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    base = [
-        "download",
-        "--dest",
-        str(directory),
-        "--progress-bar=off",
-        "--disable-pip-version-check",
-    ]
-    env = dict(os.environ)
-    binary = list(requirements)
     source: list[str] = []
-    while binary:  # what is left once every source-only package has been set aside
-        result = pip([*base, "--only-binary=:all:", *target.pip_flags(), *binary], env)
-        if result.returncode == 0:
-            break
-        name = _missing_name(result)
-        requirement = _find_requirement(binary, name)
-        if requirement is None:
-            raise ResolveError(_pip_failure(result, target, name))
-        say(f"kitbuild: no wheel of {requirement} for Python {target.python}; fetching its source")
-        fetched = pip(
-            [*base, "--no-deps", "--no-binary=:all:", *target.pip_flags(), requirement],
-            {**env, **_SOURCE_ENV},
-        )
-        if fetched.returncode != 0:
-            raise ResolveError(_pip_failure(fetched, target, requirement))
-        binary.remove(requirement)
-        source.append(requirement)
-        extra = _source_requirements(directory, requirement)
-        binary.extend(line for line in extra.runtime if line not in binary)
-        if extra.build:
-            built = pip([*base, "--only-binary=:all:", *target.pip_flags(), *extra.build], env)
-            if built.returncode != 0:
-                raise ResolveError(
-                    _pip_failure(built, target, "build requirements of " + requirement)
-                )
-    return Wheelhouse(directory, tuple(canonicalize_name(Requirement(r).name) for r in source))
+    for group in ([p for p in pins if p.hashes], [p for p in pins if not p.hashes]):
+        source += _download(group, target, directory, pip, say)
+    lines = []
+    for pin in pins:
+        found = _file_of(directory, pin.name, pin.version)
+        if found is None:
+            raise ResolveError(f"pip fetched no file of {pin.name}=={pin.version}")
+        hashes = pin.hashes or (f"sha256:{hashlib.sha256(found.read_bytes()).hexdigest()}",)
+        lines.append(dataclasses.replace(pin, hashes=hashes).line())
+    return Wheelhouse(directory, tuple(source), tuple(lines))
+
+
+def _download(
+    pins: Sequence[locks.Pin],
+    target: Target,
+    directory: Path,
+    pip: PipRunner,
+    say: Callable[[str], None],
+) -> list[str]:
+    base = ["download", "--dest", str(directory), "--progress-bar=off", *target.pip_flags()]
+    env = dict(os.environ)
+    binary = [pin.line() for pin in pins]
+    source: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="kitbuild-pins-") as scratch:
+        listing = Path(scratch) / "pins.txt"
+
+        def download(lines: Sequence[str], *flags: str) -> subprocess.CompletedProcess[str]:
+            listing.write_text("\n".join(lines) + "\n")
+            extra = _SOURCE_ENV if "--no-binary=:all:" in flags else {}
+            return pip([*base, *flags, "-r", str(listing)], {**env, **extra})
+
+        while binary:  # what is left once every source-only package has been set aside
+            result = download(binary, "--no-deps", "--only-binary=:all:")
+            if result.returncode == 0:
+                break
+            line = _find_requirement(binary, _missing_name(result))
+            if line is None:
+                raise ResolveError(_pip_failure(result, target, _missing_name(result)))
+            name = line.split("==", 1)[0]
+            say(f"kitbuild: no wheel of {name} for Python {target.python}; fetching its source")
+            fetched = download([line], "--no-deps", "--no-binary=:all:")
+            if fetched.returncode != 0:
+                raise ResolveError(_pip_failure(fetched, target, name))
+            binary.remove(line)
+            source.append(name)
+            # Its build backend, resolved with its own dependencies: the build stage installs
+            # them from the wheelhouse to compile it (pip does not hash-check build tools).
+            build = _source_requirements(directory, name).build
+            if build:
+                built = download(build, "--only-binary=:all:")
+                if built.returncode != 0:
+                    raise ResolveError(_pip_failure(built, target, "build requirements of " + name))
+    return source
+
+
+def _name_version(filename: str) -> tuple[str, str]:
+    if filename.endswith(".whl"):
+        name, version, _, _ = parse_wheel_filename(filename)
+        return name, str(version)
+    name, version = parse_sdist_filename(filename)
+    return name, str(version)
+
+
+def _file_of(directory: Path, name: str, version: str | None) -> Path | None:
+    for path in sorted(directory.iterdir()):
+        try:
+            found_name, found_version = _name_version(path.name)
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            continue
+        if found_name == name and (version is None or Version(found_version) == Version(version)):
+            return path
+    return None
 
 
 def _missing_name(result: subprocess.CompletedProcess[str]) -> str | None:
@@ -203,7 +406,7 @@ def _find_requirement(requirements: Sequence[str], missing: str | None) -> str |
     except InvalidRequirement:
         return None
     for line in requirements:
-        if canonicalize_name(Requirement(line).name) == wanted:
+        if canonicalize_name(Requirement(line.split(" --", 1)[0]).name) == wanted:
             return line
     return None
 

@@ -39,7 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--requirements",
         type=Path,
         metavar="FILE",
-        help="requirements file (default: requirements.txt, else pyproject.toml)",
+        help="the dependency file to read: a lock, a requirements file or pyproject.toml "
+        "(default: a lock, else requirements.txt, else pyproject.toml)",
     )
     parser.add_argument(
         "--base-image",

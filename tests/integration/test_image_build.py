@@ -250,6 +250,6 @@ def test_kit_base_target_matches_what_the_image_reports(gateway: DockerGateway) 
     for suite in bases.suites():
         reference = bases.image_reference("build", suite.name)
         bases.ensure_suite(suite.name, gateway)
-        assert wheelhouse.target_for(suite.python, suite.glibc, platform.machine()) == (
-            wheelhouse.probe_target(gateway, reference)
-        )
+        probed = wheelhouse.probe_target(gateway, reference)
+        assert suite.python == probed.python
+        assert wheelhouse.target_for(probed.python_full, suite.glibc, platform.machine()) == probed
