@@ -219,9 +219,11 @@ def test_build_steps_stay_in_the_one_run_after_the_code(tmp_path: Path) -> None:
 
 
 def test_has_translations_skips_virtualenvs(tmp_path: Path) -> None:
-    """.po files count in the project, not inside a venv or node_modules."""
-    (tmp_path / ".venv" / "lib").mkdir(parents=True)
-    (tmp_path / ".venv" / "lib" / "django.po").write_text("")
+    """Catalogues count in LC_MESSAGES, not inside a venv, nor .po files elsewhere."""
+    (tmp_path / ".venv" / "fr" / "LC_MESSAGES").mkdir(parents=True)
+    (tmp_path / ".venv" / "fr" / "LC_MESSAGES" / "django.po").write_text("")
+    (tmp_path / "docs" / "locales").mkdir(parents=True)
+    (tmp_path / "docs" / "locales" / "index.po").write_text("")
     assert not steps.has_translations(tmp_path)
 
     (tmp_path / "locale" / "de" / "LC_MESSAGES").mkdir(parents=True)

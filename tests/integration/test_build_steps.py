@@ -146,3 +146,20 @@ def test_unknown_debian_package_is_one_line_and_tags_nothing(
     assert 1 == built.err.count("\n")
     assert not gateway.image_exists(built.tag)
     assert not gateway.image_exists(bases.derived_reference("runtime", "bookworm", [package]))
+
+
+def test_source_package_without_its_headers_names_the_packages_to_add(
+    gateway: DockerGateway, build_with_cli: object, tmp_path: Path
+) -> None:
+    """psycopg2 without libpq-dev fails to compile: the one error line names the flags."""
+    project = tmp_path / "syspkg-app"
+    shutil.copytree(PROJECTS / "syspkg-app", project)
+    (project / "pyproject.toml").unlink()  # no build packages: the compile must fail
+    built = build_with_cli(project)  # type: ignore[operator]
+
+    assert 1 == built.code, built
+    assert built.err.startswith("kitbuild: error: build failed at step "), built
+    assert "installing the dependencies: psycopg2 needs system headers to compile: " in built.err
+    assert "--build-package libpq-dev --runtime-package libpq5" in built.err
+    assert 1 == built.err.count("\n")
+    assert not gateway.image_exists(built.tag)
