@@ -283,10 +283,22 @@ ERROR: Failed to build installable wheels for some pyproject.toml based projects
 """
 
 
+PIP_23_LEGACY_PYCURL = """\
+  Running setup.py install for pycurl: started
+  Running setup.py install for pycurl: finished with status 'error'
+  error: subprocess-exited-with-error
+error: legacy-install-failure
+
+\u00d7 Encountered error while trying to install package.
+╰─> pycurl
+"""
+
+
 def test_compile_hint_names_the_packages_to_add() -> None:
     """Known source packages that failed to compile get their Debian packages named."""
     assert ["psycopg2"] == hints.failed_compiles(PIP_23_PSYCOPG2)
     assert ["python-ldap"] == hints.failed_compiles(PIP_25_LDAP)
+    assert ["pycurl"] == hints.failed_compiles(PIP_23_LEGACY_PYCURL)
 
     psycopg2 = hints.compile_hint(PIP_23_PSYCOPG2, "bookworm")
     ldap = hints.compile_hint(PIP_25_LDAP, "trixie")
@@ -302,7 +314,11 @@ def test_compile_hint_names_the_packages_to_add() -> None:
 def test_failed_build_step_and_compile_are_explained_in_one_line() -> None:
     """The engine's failure is rewritten to name the kitbuild step, or the headers."""
     error = BuildFailed("build failed at step 15/17 (RUN python -m kitbuild_runtime...): code 1")
-    output = f"Traceback ...\n{buildsteps.FAILED}manage.py compress: OfflineGenerationError: x\n"
+    # As the classic builder streams a step's stderr: in colour codes.
+    output = (
+        f"Traceback ...\n\x1b[91m{buildsteps.FAILED}manage.py compress: "
+        "OfflineGenerationError: x\n\x1b[0m"
+    )
 
     assert (
         "build failed at step 15/17, in build step manage.py compress: OfflineGenerationError: x"

@@ -99,6 +99,9 @@ _FAILED_BUILDS = (
     # "Failed to build a b" (pip < 24.1), not "Failed to build installable wheels ..."
     re.compile(r"^\s*(?:ERROR: )?Failed to build (?!installable )([^\n]+)$", re.MULTILINE),
     re.compile(rf"Could not build wheels for {_NAME}"),
+    # pip 23's legacy `setup.py install` (no wheel package in the venv), as on bookworm
+    re.compile(rf"Running setup\.py install for {_NAME}: finished with status 'error'"),
+    re.compile(rf"Encountered error while trying to install package\.\s*\n\s*\W*\s*{_NAME}"),
     re.compile(
         r"Failed to build installable wheels for some pyproject\.toml based projects \(([^)]*)\)"
     ),
@@ -108,12 +111,22 @@ _PROCESSING = re.compile(
 )
 
 
+#: The classic builder colours a step's stderr: ESC[91m ... ESC[0m around each chunk.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(output: str) -> str:
+    """The build's output without terminal colour codes."""
+    return _ANSI.sub("", output)
+
+
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def failed_compiles(output: str) -> list[str]:
     """The source packages pip says it could not build, canonical names, in order."""
+    output = plain(output)
     names: list[str] = []
     for pattern in _FAILED_BUILDS:
         for match in pattern.finditer(output):
@@ -155,5 +168,5 @@ def compile_hint(output: str, suite: str | None) -> str | None:
 
 def failed_step(output: str) -> str | None:
     """The build step kitbuild_runtime.buildsteps said failed (its last such line), if any."""
-    found = [line for line in output.splitlines() if line.startswith(FAILED)]
+    found = [line for line in plain(output).splitlines() if line.startswith(FAILED)]
     return found[-1][len(FAILED) :].strip() if found else None
