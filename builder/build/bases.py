@@ -177,7 +177,7 @@ IMPORT_CHANGES = (
 
 #: apt's words for a package the suite does not have.
 _MISSING_PACKAGE = re.compile(
-    r"(?:Unable to locate package|Package '?)([a-z0-9][a-z0-9+.-]+)'?"
+    r"(?:Unable to locate package |Package '?)([a-z0-9][a-z0-9+.-]+)'?"
     r"(?:$| has no installation candidate| is not available)",
     re.MULTILINE,
 )
@@ -209,7 +209,7 @@ def make_base_image(
             f"{reference} is not here and mmdebstrap, which makes it, is not installed: "
             "run `apt-get install mmdebstrap`, or pass --base-image IMAGE"
         )
-    with_extra = f" with {', '.join(extra)}" if extra else ""
+    with_extra = f" (adding {', '.join(extra)})" if extra else ""
     say(f"kitbuild: making {reference} from Debian {suite}{with_extra} with mmdebstrap")
     package_list = list(dict.fromkeys([*packages(kind), *extra]))
     with tempfile.TemporaryDirectory(prefix="kitbuild-base-") as scratch:

@@ -264,7 +264,10 @@ def build_project(
             steps=steps.plan_steps(project, config, translations=translations),
         )
         context.write_context(spec, staging)
-        return publisher.publish(staging, tag)
+        try:
+            return publisher.publish(staging, tag)
+        except BuildFailedWithOutput as error:
+            raise explained(error, error.output, images.suite) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -360,12 +363,21 @@ class EngineBuild:
                 context_dir, tag, network_mode="none", nocache=self._nocache, on_output=keep
             )
         except BuildFailed as error:
-            raise explained(error, "".join(output)) from None
+            raise BuildFailedWithOutput(str(error), "".join(output)) from None
         summary = gateway.summary(tag)
         return BuildResult(tag, summary.id or image_id, summary.size, context=None)
 
 
-def explained(error: BuildFailed, output: str) -> BuildFailed:
+class BuildFailedWithOutput(BuildFailed):
+    """The engine's build failure, with the build's output for :func:`explained` to read."""
+
+    def __init__(self, message: str, output: str) -> None:
+        """Keep the output beside the engine's one-line message."""
+        super().__init__(message)
+        self.output = output
+
+
+def explained(error: BuildFailed, output: str, suite: str | None) -> BuildFailed:
     """The build's failure in one line, saying which kitbuild step failed.
 
     When a known source package could not compile, it names the Debian packages to add.
@@ -375,7 +387,7 @@ def explained(error: BuildFailed, output: str) -> BuildFailed:
     step = hints.failed_step(output)
     if step is not None:
         return BuildFailed(f"{at}, in build step {step}")
-    advice = hints.compile_hint(output)
+    advice = hints.compile_hint(output, suite)
     if advice is not None:
         return BuildFailed(f"{at}, installing the dependencies: {advice}")
     return error

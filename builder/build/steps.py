@@ -64,10 +64,16 @@ class SystemPackages:
 
 
 def has_translations(root: Path) -> bool:
-    """The project has gettext catalogues (``.po`` files) outside venvs and VCS data."""
-    for _directory, dirnames, filenames in os.walk(root):
+    """The project has gettext catalogues where Django looks: ``<lang>/LC_MESSAGES/*.po``.
+
+    Other ``.po`` files (a documentation's translations, say) do not make compilemessages
+    run, nor do those in venvs and VCS data.
+    """
+    for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = [name for name in dirnames if name not in SKIPPED_DIRS]
-        if any(name.endswith(".po") for name in filenames):
+        if os.path.basename(directory) == "LC_MESSAGES" and any(
+            name.endswith(".po") for name in filenames
+        ):
             return True
     return False
 
