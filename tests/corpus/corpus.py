@@ -12,6 +12,7 @@ import string
 import subprocess
 import tarfile
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ DATA_FILE = HERE / "projects.toml"
 #: Where the archives are looked for when KIT_CORPUS_DIR is not set: shared/corpus beside
 #: the checkout or one of its parents (CI's clone has shared/ beside it).
 CORPUS_ENV = "KIT_CORPUS_DIR"
-_KEYS = {"declares", "flags", "build_env", "env", "headers", "pages", "known"}
+_KEYS = {"declares", "flags", "build_env", "env", "headers", "pages", "known", "known_build"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +45,7 @@ class CorpusProject:
     headers: dict[str, str]
     pages: tuple[Page, ...]
     known: str | None
+    known_build: str | None
 
     def build_arguments(self, values: dict[str, str]) -> list[str]:
         """The `kitbuild build` arguments: the flags, then one --build-env per variable."""
@@ -55,6 +57,20 @@ class CorpusProject:
     def environment(self, values: dict[str, str]) -> dict[str, str]:
         """The container's environment from the data file, placeholders filled in."""
         return {name: fill(text, values) for name, text in self.env.items()}
+
+
+def matches(page: Page, status: int, location: str) -> bool:
+    """The status is the listed one, and a redirect goes where the list says.
+
+    ``location`` may be absolute or relative; its path and query are compared.
+    """
+    if status != page.status:
+        return False
+    if page.location is None:
+        return True
+    parts = urllib.parse.urlsplit(location)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    return urllib.parse.unquote(target) == page.location
 
 
 def fill(text: str, values: dict[str, str]) -> str:
@@ -80,6 +96,7 @@ def load_projects(path: Path = DATA_FILE) -> list[CorpusProject]:
                 headers=dict(table.get("headers", {})),
                 pages=tuple(Page(**page) for page in table["pages"]),
                 known=table.get("known"),
+                known_build=table.get("known_build"),
             )
         )
     return projects
