@@ -6,7 +6,8 @@ their statuses) is data, in tests/corpus/projects.toml. The first test builds ev
 project once (the builds are memoised for the module), measuring the build's wall time
 and the image's size; the second starts a fresh kitbuild/mysql per project, runs the
 image's ``migrate``, starts the app and requests every listed page. The measurements are
-printed at the end of the run (and written to KIT_CORPUS_RESULTS as JSON when it is set).
+printed at the end of the run (and written to KIT_CORPUS_RESULTS as JSON when it is set;
+KIT_CORPUS_LOGS names a folder for each build's whole output).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import io
+import os
 import secrets
 import time
 import traceback
@@ -122,6 +124,9 @@ def builds(
             code = -1
             err.write(traceback.format_exc())
         done[project.name] = Build(tag, code, out.getvalue(), err.getvalue())
+        if os.environ.get("KIT_CORPUS_LOGS"):  # the whole output, as the build goes
+            log = Path(os.environ["KIT_CORPUS_LOGS"]) / f"{project.name}.log"
+            log.write_text(out.getvalue() + err.getvalue())
         result.build_seconds = time.monotonic() - started
         if code == 0:
             result.size_bytes = gateway.summary(tag).size
