@@ -5,15 +5,23 @@
 /livez (KIT_LIVE_PATH) answers 200 whenever a worker can run a request at all, without the
 database, so an orchestrator's liveness probe restarts a stuck process but never every
 replica during a database outage. Image only.
+
+Every unhandled exception in a request is also written to stderr with its traceback
+(:func:`report_request_exception`, connected to Django's ``got_request_exception``), so a
+500 always leaves a trace in the container's log, whatever the project's LOGGING does with
+``django.request``. The project's own handlers are left as they are.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
+import traceback
 from collections.abc import Iterable
 from typing import Any, Callable
 
+from django.core.signals import got_request_exception
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, connection
 
@@ -32,7 +40,23 @@ def _load_project_application() -> Application:
     return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
 
 
+def report_request_exception(sender: object, request: Any = None, **kwargs: Any) -> None:
+    """Write the exception being handled, with its traceback, to stderr (one block)."""
+    error_type, error, trace = sys.exc_info()
+    if error_type is None:
+        return
+    method = getattr(request, "method", "?")
+    path = getattr(request, "path", "?")
+    text = "".join(traceback.format_exception(error_type, error, trace))
+    sys.stderr.write(f"kitbuild: unhandled exception in {method} {path}\n{text}")
+    sys.stderr.flush()
+
+
 _project_application = _load_project_application()
+# Strong reference and a fixed uid: connected once per process, kept for its lifetime.
+got_request_exception.connect(
+    report_request_exception, weak=False, dispatch_uid="kitbuild_runtime.request_exception"
+)
 
 
 def _health(start_response: StartResponse) -> list[bytes]:

@@ -17,6 +17,8 @@ from builder.build.pipeline import BuildResult
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from builder.build.steps import SystemPackages
+
 
 def fake_fetch(
     pins: Sequence[Pin], target: wheelhouse.Target, directory: Path, **_: Any
@@ -59,14 +61,18 @@ class FakeBases:
     def __init__(self) -> None:
         """Remember every request."""
         self.requests: list[tuple[str | None, str | None]] = []
+        self.packages: SystemPackages | None = None
 
-    def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
+    def base_images(
+        self, suite: str | None, base_image: str | None, packages: SystemPackages | None = None
+    ) -> bases.BaseImages:
         """Record the request and name the images without making them."""
         self.requests.append((suite, base_image))
+        self.packages = packages
         if base_image:
             return bases.BaseImages(base_image, base_image, None)
         assert suite is not None
-        return bases.named(suite)
+        return bases.named(suite, packages.by_kind() if packages else None)
 
     def probe(self, image: str) -> wheelhouse.Target:
         """A kit base reports its suite's Python; a user image says it runs 3.12.3."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,15 @@ def render_context(tmp_path: Path, project: Path, **options: object) -> tuple[Pa
         workdir=tmp_path,
     )
     return tmp_path / "context", (result, sources)
+
+
+def build_plan(dockerfile: str) -> dict[str, object]:
+    """The JSON plan the Dockerfile hands to kitbuild_runtime.buildsteps, as the shell reads it."""
+    line = next(line for line in dockerfile.splitlines() if "kitbuild_runtime.buildsteps" in line)
+    words = shlex.split(line.rstrip("\\"))
+    plan = json.loads(words[words.index("kitbuild_runtime.buildsteps") + 1])
+    assert isinstance(plan, dict)
+    return plan
 
 
 def test_example_context_has_every_part(tmp_path: Path) -> None:
@@ -73,7 +83,7 @@ def test_dockerfile_shape(tmp_path: Path) -> None:
     assert "USER 10001:10001" in dockerfile
     assert 'ENTRYPOINT ["python", "-m", "kitbuild_runtime"]' in dockerfile
     assert "HEALTHCHECK" in dockerfile
-    assert "RUN python -m kitbuild_runtime.collectstatic" in dockerfile
+    assert build_plan(dockerfile)["collectstatic"] is True
     assert 'io.kitbuild.django-version="5.2.19"' in dockerfile
     assert dockerfile.endswith("\n")
 
@@ -91,7 +101,7 @@ def test_no_collectstatic_without_static_root(tmp_path: Path) -> None:
     """A project without STATIC_ROOT gets no collectstatic step."""
     context, _ = render_context(tmp_path, PROJECTS / "pyproject-app")
 
-    assert "collectstatic" not in (context / "Dockerfile").read_text()
+    assert build_plan((context / "Dockerfile").read_text())["collectstatic"] is False
 
 
 def test_gunicorn_and_mysql_driver_are_added_when_missing(tmp_path: Path) -> None:
@@ -116,6 +126,16 @@ def test_project_driver_is_kept(tmp_path: Path) -> None:
     lines = (context / "kitbuild" / "requirements.txt").read_text().splitlines()
 
     assert not any(line.startswith("mysqlclient") for line in lines)
+
+
+def test_src_layout_is_on_the_image_python_path(tmp_path: Path) -> None:
+    """A src layout's src/ joins PYTHONPATH (after the runtime); other projects add nothing."""
+    src_layout, _ = render_context(tmp_path, PROJECTS / "src-layout-app")
+    (tmp_path / "plain").mkdir()
+    plain, _ = render_context(tmp_path / "plain", ROOT / "examples" / "mysite")
+
+    assert "PYTHONPATH=/opt/kitbuild:/app/src " in (src_layout / "Dockerfile").read_text()
+    assert "PYTHONPATH=/opt/kitbuild " in (plain / "Dockerfile").read_text()
 
 
 def test_django6_project_gets_the_trixie_base(tmp_path: Path) -> None:

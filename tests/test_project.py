@@ -53,6 +53,28 @@ def test_fixture_projects_are_understood(
     assert name == found.name
 
 
+def test_src_layout_puts_src_on_the_python_path() -> None:
+    """Settings under src/ (manage.py adds src/ to sys.path itself): code_dir is "src"."""
+    found = inspect_project(PROJECTS / "src-layout-app")
+
+    assert (".", "src", "src", "portal.settings", "portal.wsgi.application", True) == (
+        found.app_dir,
+        found.code_dir,
+        found.code_path,
+        found.settings_module,
+        found.wsgi_application,
+        found.static_root,
+    )
+
+
+def test_settings_beside_manage_py_need_no_extra_path() -> None:
+    """The usual layout (and manage.py itself in src/) keeps code_dir ".": nothing is added."""
+    assert (".", "src") == (
+        inspect_project(EXAMPLE).code_dir,
+        inspect_project(PROJECTS / "django6-app").code_path,
+    )
+
+
 def test_example_mysite() -> None:
     """The example project is the seed's mysite, with collected statics."""
     found = inspect_project(EXAMPLE)

@@ -15,8 +15,9 @@ import kitbuild_runtime
 
 PACKAGE = Path(kitbuild_runtime.__file__).parent
 #: Modules that run only in the image, where Django and gunicorn are installed.
-IMAGE_ONLY = {"django_settings", "wsgi", "gunicorn_config", "worker", "collectstatic"}
-IMAGE_LIBRARIES = {"django", "gunicorn"}
+IMAGE_ONLY = {"django_settings", "wsgi", "gunicorn_config", "worker"}
+#: django-compressor is asked about only when the image has it (buildsteps).
+IMAGE_LIBRARIES = {"django", "gunicorn", "compressor"}
 
 
 def imported(nodes: list[ast.stmt]) -> set[str]:

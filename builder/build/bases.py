@@ -7,6 +7,8 @@ suite a project needs, says which images that means, and makes any that are miss
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -98,6 +100,21 @@ def customize_hooks(kind: str) -> list[str]:
     return [str(hook) for hook in images[kind].get("customize", [])]
 
 
+def derived_reference(kind: str, suite: str, extra: Sequence[str]) -> str:
+    """The reference of a kind's base with ``extra`` Debian packages added.
+
+    Without extras it is the kit base itself. With them, the tag carries a hash of the
+    suite, the kind and the sorted full package list (the kind's and the extras), so the
+    same list gives the same image, made once and reused by every later build, and a change
+    to bases.toml gives a new one.
+    """
+    if not extra:
+        return image_reference(kind, suite)
+    full = sorted({*packages(kind), *extra})
+    digest = hashlib.sha256("\n".join([suite, kind, *full]).encode()).hexdigest()[:12]
+    return f"{image_reference(kind, suite)}-{digest}"
+
+
 def choose_suite(django_requirement: str) -> SuiteSpec:
     """Pick the oldest suite whose Python runs the Django the project asks for.
 
@@ -158,30 +175,60 @@ IMPORT_CHANGES = (
 )
 
 
+#: apt's words for a package the suite does not have.
+_MISSING_PACKAGE = re.compile(
+    r"(?:Unable to locate package |Package '?)([a-z0-9][a-z0-9+.-]+)'?"
+    r"(?:$| has no installation candidate| is not available)",
+    re.MULTILINE,
+)
+
+
+def missing_packages(output: str, wanted: Sequence[str]) -> list[str]:
+    """The wanted packages apt's output says the suite does not have, in request order."""
+    named = {match.group(1) for match in _MISSING_PACKAGE.finditer(output)}
+    return [name for name in wanted if name in named]
+
+
 def make_base_image(
     kind: str,
     suite: str,
     gateway: DockerGateway,
     *,
+    extra: Sequence[str] = (),
     runner: Runner = run_command,
     which: Callable[[str], str | None] = shutil.which,
     say: Callable[[str], None] = print,
 ) -> str:
-    """Make one kit base image with mmdebstrap and docker import; return its reference."""
-    reference = image_reference(kind, suite)
+    """Make one kit base image (plus ``extra`` packages) with mmdebstrap and docker import.
+
+    Returns its reference. Nothing is tagged unless mmdebstrap succeeded.
+    """
+    reference = derived_reference(kind, suite, extra)
     if which("mmdebstrap") is None:
         raise BaseImageError(
             f"{reference} is not here and mmdebstrap, which makes it, is not installed: "
             "run `apt-get install mmdebstrap`, or pass --base-image IMAGE"
         )
-    say(f"kitbuild: making {reference} from Debian {suite} with mmdebstrap")
+    with_extra = f" (adding {', '.join(extra)})" if extra else ""
+    say(f"kitbuild: making {reference} from Debian {suite}{with_extra} with mmdebstrap")
+    package_list = list(dict.fromkeys([*packages(kind), *extra]))
     with tempfile.TemporaryDirectory(prefix="kitbuild-base-") as scratch:
         tarball = Path(scratch) / "rootfs.tar"
-        result = runner(mmdebstrap_command(suite, packages(kind), tarball, customize_hooks(kind)))
+        result = runner(mmdebstrap_command(suite, package_list, tarball, customize_hooks(kind)))
         if result.returncode != 0:
-            tail = (result.stderr or result.stdout or "").strip().splitlines()[-1:] or ["?"]
+            output = f"{result.stdout or ''}\n{result.stderr or ''}"
+            unknown = missing_packages(output, extra)
+            if unknown:
+                raise BaseImageError(
+                    f"Debian {suite} has no package {', '.join(unknown)}; check the name "
+                    f"(e.g. `apt-cache search` on a {suite} machine) in --build-package, "
+                    "--runtime-package or [tool.kitbuild]"
+                )
+            tail = output.strip().splitlines()[-1:] or ["?"]
             raise BaseImageError(f"mmdebstrap failed for {reference}: {tail[0]}")
         changes = [*IMPORT_CHANGES, f"LABEL io.kitbuild.base={suite}"]
+        if extra:
+            changes.append(f'LABEL io.kitbuild.packages="{" ".join(sorted(extra))}"')
         gateway.import_rootfs(tarball, reference, changes)
     return reference
 
@@ -192,19 +239,23 @@ def ensure_suite(
     *,
     force: bool = False,
     quiet_when_present: bool = True,
+    extra: Mapping[str, Sequence[str]] | None = None,
     runner: Runner = run_command,
     which: Callable[[str], str | None] = shutil.which,
     say: Callable[[str], None] = print,
 ) -> BaseImages:
     """The suite's build and runtime images, made when missing (or always, with ``force``).
 
+    ``extra`` maps a kind ("build", "runtime") to Debian packages to add: that kind then
+    uses a derived base (:func:`derived_reference`), made once and reused.
     ``quiet_when_present=False`` also says which images were already there.
     """
     references = {}
     for kind in ("build", "runtime"):
-        reference = image_reference(kind, suite)
+        added = tuple((extra or {}).get(kind, ()))
+        reference = derived_reference(kind, suite, added)
         if force or not gateway.image_exists(reference):
-            make_base_image(kind, suite, gateway, runner=runner, which=which, say=say)
+            make_base_image(kind, suite, gateway, extra=added, runner=runner, which=which, say=say)
             say(f"kitbuild: made {reference}")
         elif not quiet_when_present:
             say(f"kitbuild: {reference} is already here (--force remakes it)")
@@ -222,10 +273,11 @@ def ensure_given(base_image: str, gateway: DockerGateway) -> BaseImages:
     return BaseImages(build=base_image, runtime=base_image, suite=None)
 
 
-def named(suite: str) -> BaseImages:
+def named(suite: str, extra: Mapping[str, Sequence[str]] | None = None) -> BaseImages:
     """The suite's images by name only: what a rendered Dockerfile refers to."""
+    extra = extra or {}
     return BaseImages(
-        build=image_reference("build", suite),
-        runtime=image_reference("runtime", suite),
+        build=derived_reference("build", suite, tuple(extra.get("build", ()))),
+        runtime=derived_reference("runtime", suite, tuple(extra.get("runtime", ()))),
         suite=suite,
     )

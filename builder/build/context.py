@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import shlex
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 import kitbuild_runtime
 from builder import __version__
 from builder.build.config import KitConfig
+from builder.build.steps import BuildSteps
 from builder.templates import render_template
 
 if TYPE_CHECKING:
@@ -45,7 +47,9 @@ class ContextSpec:
     runtime_image: str
     requirements: Sequence[str]
     labels: Mapping[str, str]
-    config: KitConfig = KitConfig()
+    config: KitConfig = dataclasses.field(default_factory=KitConfig)
+    #: What the build runs after the code is in (collectstatic, compilemessages, commands).
+    steps: BuildSteps | None = None
 
 
 def ignore_patterns(project_root: Path) -> list[str]:
@@ -98,6 +102,7 @@ def copy_project(root: Path, destination: Path, patterns: Sequence[str]) -> None
 
 def render_dockerfile(spec: ContextSpec) -> str:
     """Render images/app/Dockerfile.j2 for this project."""
+    steps = spec.steps or BuildSteps(collectstatic=spec.project.static_root, compilemessages=False)
     return render_template(
         "app/Dockerfile.j2",
         kit_version=__version__,
@@ -106,6 +111,7 @@ def render_dockerfile(spec: ContextSpec) -> str:
         runtime_image=spec.runtime_image,
         uid=APP_UID,
         labels=spec.labels,
+        build_steps=shlex.quote(steps.argument()),
     )
 
 

@@ -26,9 +26,10 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from builder import __version__
-from builder.build import bases, context, dependencies, locks, wheelhouse
+from builder.build import bases, context, dependencies, hints, locks, steps, wheelhouse
 from builder.build.config import KitConfig, read_config
 from builder.build.project import MYSQL_DRIVERS, Project, find_project_dirs, inspect_project
+from builder.engine import BuildFailed
 from builder.errors import KitError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class BuildOptions:
     requirements: Path | None = None
     base_image: str | None = None
     #: The other [tool.kitbuild] settings given as flags; laid over the project's table.
-    config: KitConfig = KitConfig()
+    config: KitConfig = dataclasses.field(default_factory=KitConfig)
 
     def flags(self) -> KitConfig:
         """Every flag that has a [tool.kitbuild] equivalent, as one config."""
@@ -88,8 +89,16 @@ class BuildResult:
 class BaseSource(Protocol):
     """Finds what the build starts from: the base images, and the Python they run."""
 
-    def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
-        """The build and runtime images: the suite's, or the user's ``base_image``."""
+    def base_images(
+        self,
+        suite: str | None,
+        base_image: str | None,
+        packages: steps.SystemPackages | None = None,
+    ) -> bases.BaseImages:
+        """The build and runtime images: the suite's, or the user's ``base_image``.
+
+        ``packages`` are Debian packages to add to the suite's bases.
+        """
         ...
 
     def probe(self, image: str) -> wheelhouse.Target:
@@ -209,12 +218,25 @@ def build_project(
         requirements=Path(config.requirements) if config.requirements else None,
     )
     tag = check_tag(options.tag) if options.tag else default_tag(project)
+    if config.settings is None:
+        hint = hints.settings_hint(project.root / project.app_dir, project.settings_module)
+        if hint:
+            say(hint)
+    translations = steps.has_translations(project.root)
+    packages = steps.system_packages(config, translations=translations)
     if options.base_image is not None:
+        asked = (*config.build_packages, *config.runtime_packages)
+        if asked:
+            raise bases.BaseImageError(
+                f"--base-image {options.base_image}: kitbuild cannot add Debian packages "
+                f"({', '.join(asked)}) to your own image; install them in it, or leave out "
+                "--base-image to use kitbuild's bases"
+            )
         images = sources.base_images(None, options.base_image)
         target = sources.probe(options.base_image)
     else:
         suite = choose_suite(project)
-        images = sources.base_images(suite.name, None)
+        images = sources.base_images(suite.name, None, packages)
         # The image's own Python says its full version (markers need 3.11.2, not 3.11).
         target = sources.probe(images.build)
     say(
@@ -239,9 +261,13 @@ def build_project(
             requirements=requirements,
             labels=image_labels(project, tag, images, django),
             config=config,
+            steps=steps.plan_steps(project, config, translations=translations),
         )
         context.write_context(spec, staging)
-        return publisher.publish(staging, tag)
+        try:
+            return publisher.publish(staging, tag)
+        except BuildFailedWithOutput as error:
+            raise explained(error, error.output, images.suite) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -261,12 +287,23 @@ class EngineBases:
         self._runner = runner
         self._say = say
 
-    def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
+    def base_images(
+        self,
+        suite: str | None,
+        base_image: str | None,
+        packages: steps.SystemPackages | None = None,
+    ) -> bases.BaseImages:
         """The suite's images, made when missing, or the user's image, pulled if need be."""
         if base_image is not None:
             return bases.ensure_given(base_image, self._gateway())
         assert suite is not None
-        return bases.ensure_suite(suite, self._gateway(), runner=self._runner, say=self._say)
+        return bases.ensure_suite(
+            suite,
+            self._gateway(),
+            extra=packages.by_kind() if packages else None,
+            runner=self._runner,
+            say=self._say,
+        )
 
     def probe(self, image: str) -> wheelhouse.Target:
         """Ask the image's Python."""
@@ -280,12 +317,17 @@ class NamedBases:
         """``gateway`` connects only if a user's base image must be probed."""
         self._gateway = gateway
 
-    def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
+    def base_images(
+        self,
+        suite: str | None,
+        base_image: str | None,
+        packages: steps.SystemPackages | None = None,
+    ) -> bases.BaseImages:
         """The names the Dockerfile will use."""
         if base_image is not None:
             return bases.BaseImages(build=base_image, runtime=base_image, suite=None)
         assert suite is not None
-        return bases.named(suite)
+        return bases.named(suite, packages.by_kind() if packages else None)
 
     def probe(self, image: str) -> wheelhouse.Target:
         """The image must be asked for its Python (its full version too), which needs Docker."""
@@ -310,11 +352,45 @@ class EngineBuild:
     def publish(self, context_dir: Path, tag: str) -> BuildResult:
         """Build with no network: everything the image needs is in the context."""
         gateway = self._gateway()
-        image_id = gateway.build(
-            context_dir, tag, network_mode="none", nocache=self._nocache, on_output=self._on_output
-        )
+        output: list[str] = []
+
+        def keep(text: str) -> None:
+            output.append(text)
+            self._on_output(text)
+
+        try:
+            image_id = gateway.build(
+                context_dir, tag, network_mode="none", nocache=self._nocache, on_output=keep
+            )
+        except BuildFailed as error:
+            raise BuildFailedWithOutput(str(error), "".join(output)) from None
         summary = gateway.summary(tag)
         return BuildResult(tag, summary.id or image_id, summary.size, context=None)
+
+
+class BuildFailedWithOutput(BuildFailed):
+    """The engine's build failure, with the build's output for :func:`explained` to read."""
+
+    def __init__(self, message: str, output: str) -> None:
+        """Keep the output beside the engine's one-line message."""
+        super().__init__(message)
+        self.output = output
+
+
+def explained(error: BuildFailed, output: str, suite: str | None) -> BuildFailed:
+    """The build's failure in one line, saying which kitbuild step failed.
+
+    When a known source package could not compile, it names the Debian packages to add.
+    """
+    where = re.match(r"build failed at step (\S+)", str(error))
+    at = f"build failed at step {where.group(1)}" if where else "build failed"
+    step = hints.failed_step(output)
+    if step is not None:
+        return BuildFailed(f"{at}, in build step {step}")
+    advice = hints.compile_hint(output, suite)
+    if advice is not None:
+        return BuildFailed(f"{at}, installing the dependencies: {advice}")
+    return error
 
 
 class ContextDirectory:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
@@ -68,6 +68,9 @@ class Project:
         requirements_source: the file they came from, relative to ``root``.
         django_requirement: the Django requirement as written, e.g. "Django>=5.2,<5.3".
         dependencies: the dependency files as read, evaluated for the image's Python later.
+        code_dir: where the settings' top package lives, relative to ``app_dir``: "." or,
+            in a src layout whose manage.py adds src/ to sys.path itself, "src". The image
+            puts it on PYTHONPATH, since gunicorn and the build steps never run manage.py.
 
     """
 
@@ -81,6 +84,12 @@ class Project:
     requirements_source: str
     django_requirement: str
     dependencies: Declared
+    code_dir: str = "."
+
+    @property
+    def code_path(self) -> str:
+        """``code_dir`` relative to the project's root, e.g. "src" or "backend/src"."""
+        return (PurePosixPath(self.app_dir) / self.code_dir).as_posix()
 
     @property
     def requirement_names(self) -> frozenset[str]:
@@ -167,6 +176,7 @@ def inspect_project(
             f"{manage_py}: no DJANGO_SETTINGS_MODULE default found; pass --settings MODULE"
         )
     wsgi, static_root = _read_settings(app_dir, settings_module)
+    code_dir = _code_dir(app_dir, settings_module)
 
     declared = read_declared(root, app_dir, requirements)
     requirement_lines, source = list(declared.direct), declared.source
@@ -186,6 +196,7 @@ def inspect_project(
         requirements_source=source,
         django_requirement=names["django"],
         dependencies=declared,
+        code_dir=code_dir,
     )
 
 
@@ -245,6 +256,15 @@ def _module_file(search_roots: Iterable[Path], module: str) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def _code_dir(app_dir: Path, settings_module: str) -> str:
+    """Where the settings' package is: "." beside manage.py, or "src" in a src layout."""
+    if _module_file([app_dir], settings_module) is None and _module_file(
+        [app_dir / "src"], settings_module
+    ):
+        return "src"
+    return "."
 
 
 def _read_settings(app_dir: Path, settings_module: str) -> tuple[str, bool]:
