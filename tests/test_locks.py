@@ -171,6 +171,72 @@ def test_poetry_lock_mismatch_names_the_package(tmp_path: Path) -> None:
     )
 
 
+POETRY_EXTRAS_LOCK = """
+[[package]]
+name = "daphne"
+version = "4.1.2"
+optional = false
+python-versions = ">=3.8"
+files = [{file = "daphne-4.1.2-py3-none-any.whl", hash = "sha256:aa"}]
+
+[package.dependencies]
+twisted = {version = ">=22.4", extras = ["tls"]}
+
+[[package]]
+name = "twisted"
+version = "24.10.0"
+optional = false
+python-versions = ">=3.8.0"
+files = [{file = "twisted-24.10.0-py3-none-any.whl", hash = "sha256:bb"}]
+
+[package.dependencies]
+attrs = ">=22.2.0"
+pyopenssl = {version = ">=21.0.0", optional = true, markers = "extra == \\"tls\\""}
+h2 = {version = ">=3.2", optional = true, markers = "extra == \\"http2\\""}
+
+[package.extras]
+tls = ["pyopenssl (>=21.0.0)"]
+http2 = ["h2 (>=3.2)"]
+
+[[package]]
+name = "attrs"
+version = "24.2.0"
+optional = false
+python-versions = ">=3.7"
+files = [{file = "attrs-24.2.0-py3-none-any.whl", hash = "sha256:cc"}]
+
+[[package]]
+name = "pyopenssl"
+version = "24.2.1"
+optional = false
+python-versions = ">=3.7"
+files = [{file = "pyOpenSSL-24.2.1-py3-none-any.whl", hash = "sha256:dd"}]
+
+[[package]]
+name = "h2"
+version = "4.1.0"
+optional = false
+python-versions = ">=3.6.1"
+files = [{file = "h2-4.1.0-py3-none-any.whl", hash = "sha256:ee"}]
+
+[metadata]
+lock-version = "2.0"
+python-versions = "^3.11"
+"""
+
+
+def test_poetry_lock_follows_a_dependency_with_extras() -> None:
+    """daphne needs twisted[tls]: the lock's `extra == "tls"` dependencies come too, and
+    the extras nobody asked for (http2) stay out."""
+    roots = [locks.poetry_dependencies({"daphne": "^4.1"}, "pyproject.toml")[0]]
+
+    pins = locks.parse_poetry_lock(
+        POETRY_EXTRAS_LOCK, roots, BOOKWORM.lock_target(), "poetry.lock", "pyproject.toml"
+    )
+
+    assert {"daphne", "twisted", "attrs", "pyopenssl"} == {pin.name for pin in pins}
+
+
 def test_poetry_constraints_become_pep440() -> None:
     """Caret, tilde and wildcard constraints mean what Poetry says they mean."""
     assert SpecifierSet(">=5.1.2,<6.0.0") == locks.poetry_constraint("^5.1.2")

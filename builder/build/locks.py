@@ -322,12 +322,16 @@ def poetry_dependencies(table: Mapping[str, Any], source: str) -> list[PoetryDep
     return items
 
 
-def _poetry_applies(dependency: PoetryDependency, target: Target, source: str) -> bool:
+def _poetry_applies(
+    dependency: PoetryDependency, target: Target, source: str, extras: Collection[str]
+) -> bool:
+    """Whether a dependency holds for the target, given the extras its parent was asked for:
+    a lock marks an extra's dependencies `extra == "tls"`, which holds only for that extra."""
     if dependency.python and not poetry_constraint(dependency.python).contains(
         target.python, prereleases=True
     ):
         return False
-    return marker_holds(dependency.marker, target, source)
+    return any(marker_holds(dependency.marker, target, source, extra) for extra in ("", *extras))
 
 
 def parse_poetry_lock(
@@ -344,10 +348,13 @@ def parse_poetry_lock(
         by_name.setdefault(canonicalize_name(package["name"]), []).append(package)
     chosen: dict[str, Pin] = {}
     seen: set[tuple[str, str]] = set()
-    pending: list[tuple[PoetryDependency, str]] = [(d, "") for d in roots]
+    # Each pending dependency comes with its parent and the extras the parent was asked for.
+    pending: list[tuple[PoetryDependency, str, frozenset[str]]] = [
+        (d, "", frozenset()) for d in roots
+    ]
     while pending:
-        dependency, parent = pending.pop()
-        if not _poetry_applies(dependency, target, lock):
+        dependency, parent, parent_extras = pending.pop()
+        if not _poetry_applies(dependency, target, lock, parent_extras):
             continue
         if dependency.local:
             raise LockError(
@@ -398,9 +405,10 @@ def parse_poetry_lock(
             chosen[name] = Pin(name, version, tuple(f["hash"] for f in files if "hash" in f))
         declared = poetry_dependencies(package.get("dependencies", {}), lock)
         wanted_optional = _poetry_extra_names(package, dependency.extras)
+        extras = frozenset(dependency.extras)
         for item in declared:
             if not item.optional or item.name in wanted_optional:
-                pending.append((item, name))
+                pending.append((item, name, extras))
     return sorted(chosen.values(), key=lambda pin: pin.name)
 
 
