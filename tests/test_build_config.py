@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 
 from builder import cli
+from builder.build.bases import BaseImageError
 from builder.build.config import ConfigError, KitConfig, parse_tool_table, read_config
+from builder.build.pipeline import choose_suite
+from builder.build.project import inspect_project
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "mysite"
+PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 
 FULL_TABLE = """
 [project]
@@ -143,3 +147,26 @@ def test_bad_build_env_flag_fails_in_one_line(tmp_path: Path) -> None:
     assert code == 1
     assert "--build-env 'DEBUG': write it as NAME=VALUE" in err.getvalue()
     assert not (tmp_path / "c").exists()
+
+
+def test_suite_asked_for_is_used_when_it_runs_the_project() -> None:
+    """--suite trixie gives a Django 5 project Python 3.13; without it, bookworm is chosen."""
+    project = inspect_project(EXAMPLE)
+
+    assert choose_suite(project).name == "bookworm"
+    assert choose_suite(project, "trixie").name == "trixie"
+
+
+@pytest.mark.parametrize(
+    ("project", "suite", "message"),
+    [
+        (EXAMPLE, "buster", "suite 'buster': kitbuild's base suites are bookworm, trixie"),
+        (PROJECTS / "django6-app", "bookworm", "cannot run Django"),
+    ],
+)
+def test_suite_that_cannot_serve_is_refused(project: Path, suite: str, message: str) -> None:
+    """An unknown suite, or one whose Python is too old for the project's Django, is named."""
+    with pytest.raises(BaseImageError) as raised:
+        choose_suite(inspect_project(project), suite)
+
+    assert message in str(raised.value)

@@ -38,6 +38,8 @@ class KitConfig:
         build_env: variables set for collectstatic and the build commands only (settings
             that refuse to import without them); never baked into the runtime image.
         collectstatic: run collectstatic at build time; None lets kitbuild decide.
+        suite: the Debian suite of kitbuild's base images (bookworm: Python 3.11, trixie:
+            3.13); None takes the oldest that runs the project.
 
     """
 
@@ -49,6 +51,7 @@ class KitConfig:
     runtime_packages: tuple[str, ...] = ()
     build_env: tuple[tuple[str, str], ...] = ()
     collectstatic: bool | None = None
+    suite: str | None = None
 
     def overridden_by(self, flags: KitConfig) -> KitConfig:
         """Lay the flags over this table: a flag's value wins, lists add up."""
@@ -63,6 +66,7 @@ class KitConfig:
             collectstatic=self.collectstatic
             if flags.collectstatic is None
             else flags.collectstatic,
+            suite=flags.suite or self.suite,
         )
 
 
@@ -86,6 +90,7 @@ KEYS = (
     "runtime-packages",
     "build-env",
     "collectstatic",
+    "suite",
 )
 
 
@@ -121,6 +126,7 @@ def parse_tool_table(text: str, source: str) -> KitConfig:
             runtime_packages=_strings(table, "runtime-packages", where),
             build_env=tuple(env.items()),
             collectstatic=collectstatic,
+            suite=_string(table, "suite", where),
         ),
         where,
     )

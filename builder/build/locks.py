@@ -325,8 +325,10 @@ def poetry_dependencies(table: Mapping[str, Any], source: str) -> list[PoetryDep
 def _poetry_applies(
     dependency: PoetryDependency, target: Target, source: str, extras: Collection[str]
 ) -> bool:
-    """Whether a dependency holds for the target, given the extras its parent was asked for:
-    a lock marks an extra's dependencies `extra == "tls"`, which holds only for that extra."""
+    """Whether a dependency holds for the target, given the extras its parent was asked for.
+
+    A lock marks an extra's dependencies `extra == "tls"`, which holds only for that extra.
+    """
     if dependency.python and not poetry_constraint(dependency.python).contains(
         target.python, prereleases=True
     ):

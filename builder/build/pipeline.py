@@ -167,9 +167,25 @@ def image_pins(
     return pins
 
 
-def choose_suite(project: Project) -> bases.SuiteSpec:
-    """The oldest suite that runs the project's Django and whose Python the project allows."""
+def choose_suite(project: Project, asked: str | None = None) -> bases.SuiteSpec:
+    """The suite asked for, if it can run the project's Django.
+
+    Without one: the oldest suite that runs the project's Django and whose Python the
+    project allows.
+    """
     suite = bases.choose_suite(project.django_requirement)
+    if asked is not None:
+        known = {spec.name: spec for spec in bases.suites()}
+        if asked not in known:
+            raise bases.BaseImageError(
+                f"suite {asked!r}: kitbuild's base suites are {', '.join(known)}"
+            )
+        if Version(known[asked].python) < Version(suite.python):
+            raise bases.BaseImageError(
+                f"suite {asked}: its Python {known[asked].python} cannot run "
+                f"{project.django_requirement}; use suite {suite.name} or newer"
+            )
+        return known[asked]
     allowed = project.dependencies.requires_python()
     if allowed is None:
         return suite
@@ -224,6 +240,11 @@ def build_project(
             say(hint)
     translations = steps.has_translations(project.root)
     packages = steps.system_packages(config, translations=translations)
+    if options.base_image is not None and config.suite is not None:
+        raise bases.BaseImageError(
+            f"--base-image {options.base_image} and suite {config.suite} both choose the base; "
+            "give one of them"
+        )
     if options.base_image is not None:
         asked = (*config.build_packages, *config.runtime_packages)
         if asked:
@@ -235,7 +256,7 @@ def build_project(
         images = sources.base_images(None, options.base_image)
         target = sources.probe(options.base_image)
     else:
-        suite = choose_suite(project)
+        suite = choose_suite(project, config.suite)
         images = sources.base_images(suite.name, None, packages)
         # The image's own Python says its full version (markers need 3.11.2, not 3.11).
         target = sources.probe(images.build)

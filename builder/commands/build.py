@@ -96,6 +96,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="run collectstatic in the build (default: when the settings set STATIC_ROOT)",
     )
+    parser.add_argument(
+        "--suite",
+        metavar="NAME",
+        help="the Debian suite of kitbuild's bases: bookworm (Python 3.11) or trixie (3.13); "
+        "default: the oldest that runs the project",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="do not stream the build output")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
 
@@ -110,6 +116,7 @@ def flag_config(args: argparse.Namespace) -> KitConfig:
             runtime_packages=tuple(args.runtime_package),
             build_env=tuple(parse_env_assignment(item) for item in args.build_env),
             collectstatic=args.collectstatic,
+            suite=args.suite,
         ),
         "the flags",
     )
