@@ -332,3 +332,33 @@ def test_resolver_is_asked_for_the_target_and_falls_back_on_platform_names() -> 
         call[call.index("--python-platform") + 1] for call in calls
     ]
     assert "3.13.5" == calls[-1][calls[-1].index("--python-version") + 1]
+
+
+def test_unlocked_pyproject_groups_include_other_groups(tmp_path: Path) -> None:
+    """An extra and a PEP 735 group (with include-group) add their lines when asked for."""
+    project = copy("lock-pylock", tmp_path)
+    (project / "pylock.toml").unlink()
+    manifest = project / "pyproject.toml"
+    manifest.write_text(
+        manifest.read_text()
+        + '\n[project.optional-dependencies]\ncache = ["django-redis>=5"]\n'
+        + '\n[dependency-groups]\nlint = ["ruff"]\ndev = ["pytest", {include-group = "lint"}]\n'
+    )
+    found = declared("", project)
+
+    assert "django-redis>=5" not in found.select(BOOKWORM.lock_target()).unresolved
+    assert {"django-redis>=5", "pytest", "ruff"} <= set(
+        found.select(BOOKWORM.lock_target(), ["cache", "dev"]).unresolved
+    )
+
+
+def test_unlocked_poetry_dependencies_become_requirements(tmp_path: Path) -> None:
+    """Without poetry.lock, [tool.poetry.dependencies] are resolved as PEP 508 lines."""
+    project = copy("lock-poetry", tmp_path)
+    (project / "poetry.lock").unlink()
+    found = declared("", project)
+
+    assert "poetry" == found.kind
+    assert {"django<5.3,>=5.2", "pymysql<2.0,>=1.1", "asgiref==3.8.1"} == set(
+        found.select(BOOKWORM.lock_target()).unresolved
+    )
