@@ -226,8 +226,11 @@ python-versions = "^3.11"
 
 
 def test_poetry_lock_follows_a_dependency_with_extras() -> None:
-    """daphne needs twisted[tls]: the lock's `extra == "tls"` dependencies come too, and
-    the extras nobody asked for (http2) stay out."""
+    """A dependency asked with an extra brings that extra's packages, and no other extra's.
+
+    daphne needs twisted[tls]: the lock's `extra == "tls"` dependencies come too; http2's stay
+    out.
+    """
     roots = [locks.poetry_dependencies({"daphne": "^4.1"}, "pyproject.toml")[0]]
 
     pins = locks.parse_poetry_lock(
