@@ -126,6 +126,7 @@ def builds(
         done[project.name] = Build(tag, code, out.getvalue(), err.getvalue())
         if os.environ.get("KIT_CORPUS_LOGS"):  # the whole output, as the build goes
             log = Path(os.environ["KIT_CORPUS_LOGS"]) / f"{project.name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(out.getvalue() + err.getvalue())
         result.build_seconds = time.monotonic() - started
         if code == 0:
