@@ -27,6 +27,7 @@ from builder.templates import render_template
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from builder.build.created import Created
     from builder.build.project import Project
 
 #: The fixed, non-root user the app runs as.
@@ -44,6 +45,7 @@ class ContextSpec:
     runtime_image: str
     requirements: Sequence[str]
     labels: Mapping[str, str]
+    created: Created
 
 
 def ignore_patterns(project_root: Path) -> list[str]:
@@ -104,6 +106,8 @@ def render_dockerfile(spec: ContextSpec) -> str:
         runtime_image=spec.runtime_image,
         uid=APP_UID,
         labels=spec.labels,
+        created=spec.created.timestamp,
+        created_first=spec.created.from_source,
     )
 
 

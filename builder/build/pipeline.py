@@ -14,7 +14,7 @@ chooses the implementations:
 from __future__ import annotations
 
 import dataclasses
-import datetime
+import os
 import platform
 import re
 import shutil
@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from builder import __version__
 from builder.build import bases, context, wheelhouse
+from builder.build.cache import ProbeCache
+from builder.build.created import image_created
 from builder.build.project import Project, inspect_project
 from builder.errors import KitError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from builder.engine import DockerGateway
 
@@ -124,13 +126,14 @@ def image_requirements(project: Project) -> list[str]:
 def image_labels(
     project: Project, tag: str, images: bases.BaseImages, django: str
 ) -> dict[str, str]:
-    """OCI and kitbuild labels; none of them carries anything secret."""
+    """OCI and kitbuild labels; none of them carries anything secret.
+
+    ``org.opencontainers.image.created`` is not here: :mod:`builder.build.created` decides
+    its value and its place in the Dockerfile.
+    """
     return {
         "org.opencontainers.image.title": project.name,
         "org.opencontainers.image.description": f"Django project {project.name}, built by kitbuild",
-        "org.opencontainers.image.created": datetime.datetime.now(datetime.UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        ),
         "org.opencontainers.image.version": tag.rpartition(":")[2] if ":" in tag else "latest",
         "org.opencontainers.image.base.name": images.runtime,
         "io.kitbuild.version": __version__,
@@ -148,6 +151,7 @@ def build_project(
     fetch: Callable[..., wheelhouse.Wheelhouse] = wheelhouse.fetch,
     say: Callable[[str], None] = print,
     workdir: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Inspect the project, fetch its dependencies, render the context and deliver it."""
     project = inspect_project(
@@ -177,6 +181,7 @@ def build_project(
             runtime_image=images.runtime,
             requirements=requirements,
             labels=image_labels(project, tag, images, django),
+            created=image_created(project.root, os.environ if env is None else env),
         )
         context.write_context(spec, staging)
         return publisher.publish(staging, tag)
@@ -193,11 +198,13 @@ class EngineBases:
         *,
         runner: bases.Runner = bases.run_command,
         say: Callable[[str], None] = print,
+        probes: ProbeCache | None = None,
     ) -> None:
-        """Reach the engine through ``gateway`` (connected on first use)."""
+        """Reach the engine through ``gateway`` (connected on first use); cache probes."""
         self._gateway = gateway
         self._runner = runner
         self._say = say
+        self._probes = probes
 
     def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
         """The suite's images, made when missing, or the user's image, pulled if need be."""
@@ -207,16 +214,19 @@ class EngineBases:
         return bases.ensure_suite(suite, self._gateway(), runner=self._runner, say=self._say)
 
     def probe(self, image: str) -> wheelhouse.Target:
-        """Ask the image's Python."""
-        return wheelhouse.probe_target(self._gateway(), image)
+        """Ask the image's Python, once per image id when probes are cached."""
+        return _probe(self._gateway(), image, self._probes)
 
 
 class NamedBases:
     """Name the base images without making any (for a context that is only written)."""
 
-    def __init__(self, gateway: Callable[[], DockerGateway]) -> None:
+    def __init__(
+        self, gateway: Callable[[], DockerGateway], *, probes: ProbeCache | None = None
+    ) -> None:
         """``gateway`` connects only if a user's base image must be probed."""
         self._gateway = gateway
+        self._probes = probes
 
     def base_images(self, suite: str | None, base_image: str | None) -> bases.BaseImages:
         """The names the Dockerfile will use."""
@@ -227,7 +237,15 @@ class NamedBases:
 
     def probe(self, image: str) -> wheelhouse.Target:
         """A user-supplied image must still be asked for its Python, which needs Docker."""
-        return wheelhouse.probe_target(self._gateway(), image)
+        return _probe(self._gateway(), image, self._probes)
+
+
+def _probe(gateway: DockerGateway, image: str, probes: ProbeCache | None) -> wheelhouse.Target:
+    """Probe ``image``, or answer from the cache for the same image id (no container)."""
+    if probes is None:
+        return wheelhouse.probe_target(gateway, image)
+    image_id = gateway.summary(image).id
+    return probes.target(image_id, lambda: wheelhouse.probe_target(gateway, image))
 
 
 class EngineBuild:

@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builder.build import wheelhouse
+from builder.build.cache import ProbeCache, WheelhouseCache, cache_root
 from builder.build.pipeline import (
     BuildOptions,
     ContextDirectory,
@@ -66,10 +68,15 @@ def run(args: argparse.Namespace, io: Io) -> int:
     gateway = LazyGateway()
     sources: BaseSource
     publisher: Publisher
+    # The wheelhouse and the probe come from kitbuild's cache when their inputs are unchanged.
+    root = cache_root(io.env)
+    probes = ProbeCache(root, say=io.say)
+    fetch = WheelhouseCache(root, say=io.say).wrap(wheelhouse.fetch)
     if args.render_only is not None:
-        sources, publisher = NamedBases(gateway), ContextDirectory(args.render_only)
+        sources = NamedBases(gateway, probes=probes)
+        publisher = ContextDirectory(args.render_only)
     else:
-        sources = EngineBases(gateway, say=io.say)
+        sources = EngineBases(gateway, say=io.say, probes=probes)
         publisher = EngineBuild(gateway, on_output=stream, nocache=args.no_cache)
     options = BuildOptions(
         project_dir=args.project,
@@ -79,7 +86,9 @@ def run(args: argparse.Namespace, io: Io) -> int:
         base_image=args.base_image,
     )
     try:
-        result = build_project(options, sources=sources, publisher=publisher, say=io.say)
+        result = build_project(
+            options, sources=sources, publisher=publisher, fetch=fetch, say=io.say, env=io.env
+        )
     finally:
         gateway.close()
     if result.context is not None:
