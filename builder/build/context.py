@@ -7,6 +7,7 @@ The context holds everything ``docker build`` needs and nothing it must fetch:
     app/                    the project, without VCS data, secrets, venvs, local databases
     kitbuild/requirements.txt
     kitbuild/wheels/        the wheelhouse, fetched on the host
+    kitbuild/wheels/sbom/   cyclonedx-bom's wheels and the script that makes the image's SBOM
     kitbuild/runtime/kitbuild_runtime/
                             the runtime package, copied as it is: the entrypoint and the plan
 """
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 
 #: The fixed, non-root user the app runs as.
 APP_UID = 10001
+#: Where every image carries the CycloneDX JSON SBOM of its venv (label io.kitbuild.sbom).
+SBOM_PATH = "/opt/venv/sbom.cdx.json"
+#: The build-stage script that makes it, and the folder of the wheelhouse for its tool.
+SBOM_FOLDER = "kitbuild/wheels/sbom"
 
 _IMAGES = resources.files("builder.images")
 
@@ -108,6 +113,7 @@ def render_dockerfile(spec: ContextSpec) -> str:
         labels=spec.labels,
         created=spec.created.timestamp,
         created_first=spec.created.from_source,
+        sbom_path=SBOM_PATH,
     )
 
 
@@ -121,6 +127,9 @@ def write_context(spec: ContextSpec, context: Path) -> None:
     kit.mkdir(parents=True, exist_ok=True)
     (kit / "requirements.txt").write_text("\n".join(spec.requirements) + "\n")
     copy_runtime(kit / "runtime")
+    sbom = context / SBOM_FOLDER
+    sbom.mkdir(parents=True, exist_ok=True)
+    (sbom / "sbom.py").write_bytes(_IMAGES.joinpath("app/sbom.py").read_bytes())
 
 
 def copy_runtime(destination: Path) -> None:

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 #: is compiled in the build stage, so the runtime image carries only its 0.6 MB library).
 GUNICORN_REQUIREMENT = "gunicorn>=23,<28"
 MYSQL_DRIVER_REQUIREMENT = "mysqlclient>=2.2.1,<3"
+#: Makes the image's SBOM in the build stage, from its own throwaway venv.
+SBOM_TOOL_REQUIREMENT = "cyclonedx-bom>=7,<8"
 #: Lets gunicorn name its processes gunicorn_<project> (the seed's proc_name) in ps and top.
 PROCESS_TITLE_REQUIREMENT = "setproctitle>=1.3,<2"
 
@@ -140,6 +142,8 @@ def image_labels(
         "io.kitbuild.django-version": django,
         "io.kitbuild.settings-module": project.settings_module,
         "io.kitbuild.wsgi-application": project.wsgi_application,
+        "io.kitbuild.sbom": context.SBOM_PATH,
+        "io.kitbuild.sbom.format": "CycloneDX 1.6 JSON",
     }
 
 
@@ -174,6 +178,7 @@ def build_project(
     try:
         requirements = image_requirements(project)
         fetched = fetch(requirements, target, staging / "kitbuild" / "wheels", say=say)
+        fetch([SBOM_TOOL_REQUIREMENT], target, staging / context.SBOM_FOLDER, say=say)
         django = fetched.version_of("django") or "unknown"
         spec = context.ContextSpec(
             project=project,

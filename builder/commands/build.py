@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from builder.build import wheelhouse
 from builder.build.cache import ProbeCache, WheelhouseCache, cache_root
+from builder.build.context import SBOM_PATH
 from builder.build.pipeline import (
     BuildOptions,
     ContextDirectory,
@@ -20,6 +21,7 @@ from builder.build.pipeline import (
     build_project,
 )
 from builder.engine import LazyGateway
+from builder.errors import KitError
 
 if TYPE_CHECKING:
     from builder.build.pipeline import BaseSource, Publisher
@@ -53,6 +55,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write the complete build context to DIR (a new directory) and build nothing",
     )
+    parser.add_argument(
+        "--sbom",
+        type=Path,
+        metavar="FILE",
+        help=f"also write the image's CycloneDX JSON SBOM (in the image: {SBOM_PATH}) to FILE",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="do not stream the build output")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
 
@@ -65,6 +73,8 @@ def run(args: argparse.Namespace, io: Io) -> int:
             io.out.write(text)
             io.out.flush()
 
+    if args.sbom is not None and args.render_only is not None:
+        raise KitError("--sbom needs a built image; leave out --render-only (or build the context)")
     gateway = LazyGateway()
     sources: BaseSource
     publisher: Publisher
@@ -89,6 +99,9 @@ def run(args: argparse.Namespace, io: Io) -> int:
         result = build_project(
             options, sources=sources, publisher=publisher, fetch=fetch, say=io.say, env=io.env
         )
+        if args.sbom is not None:
+            _write_sbom(gateway().read_file(result.tag, SBOM_PATH), args.sbom)
+            io.say(f"kitbuild: wrote the SBOM of {result.tag} to {args.sbom}")
     finally:
         gateway.close()
     if result.context is not None:
@@ -97,3 +110,14 @@ def run(args: argparse.Namespace, io: Io) -> int:
         size = f"{(result.size or 0) / 1e6:.0f} MB"  # docker's own unit for image sizes
         io.say(f"kitbuild: built {result.tag} ({result.image_id}, {size})")
     return 0
+
+
+def _write_sbom(data: bytes, destination: Path) -> None:
+    """Write the file whole: beside it first, then renamed over it."""
+    partial = destination.with_name(destination.name + ".partial")
+    try:
+        partial.write_bytes(data)
+        partial.replace(destination)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise KitError(f"cannot write the SBOM to {destination}: {error.strerror}") from None
