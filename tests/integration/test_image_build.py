@@ -132,12 +132,14 @@ def test_code_only_change_reruns_only_the_code_steps(
     project = tmp_path / "mysite"
     shutil.copytree(ROOT / "examples" / "mysite", project)
     _git_commit(project)
-    first = build_with_cli(project)  # type: ignore[operator]
+    # One tag: org.opencontainers.image.version comes from it, and a new one is a new label.
+    tag = f"{TEST_REPOSITORY}/code-only:{uuid.uuid4().hex[:8]}"
+    first = build_with_cli(project, tag=tag)  # type: ignore[operator]
     views = project / "hits" / "views.py"
     # Unique each run: an identical change from an earlier run would be in the build cache.
     views.write_text(views.read_text() + f"\n# a code-only change {uuid.uuid4()}\n")
-    second = build_with_cli(project)  # type: ignore[operator]
-    third = build_with_cli(project)  # type: ignore[operator]
+    second = build_with_cli(project, tag=tag)  # type: ignore[operator]
+    third = build_with_cli(project, tag=tag)  # type: ignore[operator]
 
     assert (0, 0, 0) == (first.code, second.code, third.code), second
     assert ["COPY app/ /app/", "RUN python -m kitbuild_runtime.collectstatic", "USER"] == [
