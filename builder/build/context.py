@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import kitbuild_runtime
 from builder import __version__
+from builder.build.config import KitConfig
 from builder.templates import render_template
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class ContextSpec:
     requirements: Sequence[str]
     labels: Mapping[str, str]
     created: Created
+    config: KitConfig = KitConfig()
 
 
 def ignore_patterns(project_root: Path) -> list[str]:

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Protocol
 from builder import __version__
 from builder.build import bases, context, wheelhouse
 from builder.build.cache import ProbeCache
+from builder.build.config import KitConfig, read_config
 from builder.build.created import image_created
-from builder.build.project import Project, inspect_project
+from builder.build.project import Project, find_project_dirs, inspect_project
 from builder.errors import KitError
 
 if TYPE_CHECKING:
@@ -63,6 +64,16 @@ class BuildOptions:
     settings: str | None = None
     requirements: Path | None = None
     base_image: str | None = None
+    #: The other [tool.kitbuild] settings given as flags; laid over the project's table.
+    config: KitConfig = KitConfig()
+
+    def flags(self) -> KitConfig:
+        """Every flag that has a [tool.kitbuild] equivalent, as one config."""
+        return dataclasses.replace(
+            self.config,
+            settings=self.settings,
+            requirements=str(self.requirements) if self.requirements else None,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,8 +169,12 @@ def build_project(
     env: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Inspect the project, fetch its dependencies, render the context and deliver it."""
+    root, app_dir = find_project_dirs(options.project_dir)
+    config = read_config(root, app_dir).overridden_by(options.flags())
     project = inspect_project(
-        options.project_dir, settings=options.settings, requirements=options.requirements
+        root,
+        settings=config.settings,
+        requirements=Path(config.requirements) if config.requirements else None,
     )
     tag = check_tag(options.tag) if options.tag else default_tag(project)
     if options.base_image is not None:
@@ -187,6 +202,7 @@ def build_project(
             requirements=requirements,
             labels=image_labels(project, tag, images, django),
             created=image_created(project.root, os.environ if env is None else env),
+            config=config,
         )
         context.write_context(spec, staging)
         return publisher.publish(staging, tag)

@@ -209,14 +209,8 @@ def inspect_project(
     path: Path, *, settings: str | None = None, requirements: Path | None = None
 ) -> Project:
     """Inspect the Django project in ``path``; raise ProjectError saying what is wrong."""
-    root = Path(path)
-    if not root.exists():
-        raise ProjectError(f"{root}: no such directory")
-    if not root.is_dir():
-        raise ProjectError(f"{root}: not a directory; give the Django project's directory")
-    root = root.resolve()
-    manage_py = _find_manage_py(root)
-    app_dir = manage_py.parent
+    root, app_dir = find_project_dirs(path)
+    manage_py = app_dir / "manage.py"
 
     settings_module = settings or parse_settings_module(_read_text(manage_py))
     if not settings_module:
@@ -242,6 +236,17 @@ def inspect_project(
         requirements_source=source,
         django_requirement=names["django"],
     )
+
+
+def find_project_dirs(path: Path) -> tuple[Path, Path]:
+    """The project's root (absolute) and the directory holding its manage.py."""
+    root = Path(path)
+    if not root.exists():
+        raise ProjectError(f"{root}: no such directory")
+    if not root.is_dir():
+        raise ProjectError(f"{root}: not a directory; give the Django project's directory")
+    root = root.resolve()
+    return root, _find_manage_py(root).parent
 
 
 def _read_text(path: Path) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from builder.build import wheelhouse
 from builder.build.cache import ProbeCache, WheelhouseCache, cache_root
+from builder.build.config import KitConfig, checked, parse_env_assignment
 from builder.build.context import SBOM_PATH
 from builder.build.pipeline import (
     BuildOptions,
@@ -61,8 +62,66 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"also write the image's CycloneDX JSON SBOM (in the image: {SBOM_PATH}) to FILE",
     )
+    # The flags below say what [tool.kitbuild] in pyproject.toml says; a flag wins over
+    # the table, and list flags add to its lists.
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also install this optional dependency group, extra or Pipfile category",
+    )
+    parser.add_argument(
+        "--build-command",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="run this shell command in the build after collectstatic, in manage.py's directory",
+    )
+    parser.add_argument(
+        "--build-package",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="a Debian package the build stage needs (e.g. libpq-dev)",
+    )
+    parser.add_argument(
+        "--runtime-package",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="a Debian package the running image needs (e.g. libpq5)",
+    )
+    parser.add_argument(
+        "--build-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for collectstatic and the build commands only",
+    )
+    parser.add_argument(
+        "--collectstatic",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run collectstatic in the build (default: when the settings set STATIC_ROOT)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="do not stream the build output")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+
+
+def flag_config(args: argparse.Namespace) -> KitConfig:
+    """The [tool.kitbuild] settings given as flags."""
+    return checked(
+        KitConfig(
+            groups=tuple(args.group),
+            build_commands=tuple(args.build_command),
+            build_packages=tuple(args.build_package),
+            runtime_packages=tuple(args.runtime_package),
+            build_env=tuple(parse_env_assignment(item) for item in args.build_env),
+            collectstatic=args.collectstatic,
+        ),
+        "the flags",
+    )
 
 
 def run(args: argparse.Namespace, io: Io) -> int:
@@ -94,6 +153,7 @@ def run(args: argparse.Namespace, io: Io) -> int:
         settings=args.settings,
         requirements=args.requirements,
         base_image=args.base_image,
+        config=flag_config(args),
     )
     try:
         result = build_project(
