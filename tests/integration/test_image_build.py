@@ -144,7 +144,7 @@ def test_code_only_change_reruns_only_the_code_steps(
     assert (0, 0, 0) == (first.code, second.code, third.code), second
     assert ["COPY app/ /app/", "RUN python -m kitbuild_runtime.collectstatic", "USER"] == [
         step.split(" && ")[0].split(" 10001")[0] for step in rerun_steps(second.out)
-    ]
+    ], (rerun_steps(first.out), rerun_steps(second.out))
     assert [] == rerun_steps(third.out)
     assert (
         "2022-04-15T05:20:00Z"
