@@ -226,8 +226,10 @@ python-versions = "^3.11"
 
 
 def test_poetry_lock_follows_a_dependency_with_extras() -> None:
-    """daphne needs twisted[tls]: the lock's `extra == "tls"` dependencies come too, and
-    the extras nobody asked for (http2) stay out."""
+    """Daphne's twisted[tls] brings the lock's `extra == "tls"` dependencies, not http2's.
+
+    The extras nobody asked for stay out.
+    """
     roots = [locks.poetry_dependencies({"daphne": "^4.1"}, "pyproject.toml")[0]]
 
     pins = locks.parse_poetry_lock(
