@@ -142,9 +142,10 @@ def test_code_only_change_reruns_only_the_code_steps(
     third = build_with_cli(project, tag=tag)  # type: ignore[operator]
 
     assert (0, 0, 0) == (first.code, second.code, third.code), second
-    assert ["COPY app/ /app/", "RUN python -m kitbuild_runtime.collectstatic", "USER"] == [
-        step.split(" && ")[0].split(" 10001")[0] for step in rerun_steps(second.out)
-    ], (rerun_steps(first.out), rerun_steps(second.out))
+    rerun = rerun_steps(second.out)
+    expected = ["COPY app/ /app/", "RUN python -m kitbuild_runtime.buildsteps ", "USER "]
+    assert len(expected) == len(rerun), (rerun_steps(first.out), rerun)
+    assert all(step.startswith(start) for step, start in zip(rerun, expected, strict=True)), rerun
     assert [] == rerun_steps(third.out)
     assert (
         "2022-04-15T05:20:00Z"
