@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
 from builder import __version__
-from builder.commands import base, build, deploy, plan, verify
+from builder.commands import base, build, cache, deploy, plan, verify
 from builder.commands._shared import Command, Io
 from builder.errors import KitError
 from kitbuild_runtime.values import ConfigError
@@ -17,7 +17,7 @@ from kitbuild_runtime.values import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-COMMANDS: dict[str, Command] = {m.NAME: m for m in (plan, build, base, verify, deploy)}
+COMMANDS: dict[str, Command] = {m.NAME: m for m in (plan, build, base, verify, deploy, cache)}
 
 
 class UsageError(Exception):

@@ -33,6 +33,12 @@ def render_context(tmp_path: Path, project: Path, **options: object) -> tuple[Pa
     return tmp_path / "context", (result, sources)
 
 
+def project_resolution() -> tuple[list[str], object, dict[str, object]]:
+    """The latest resolution of the project's dependencies (the SBOM tool's comes after it)."""
+    calls = fake_resolve.calls  # type: ignore[attr-defined]
+    return next(c for c in reversed(calls) if c[0] != [build.SBOM_TOOL_REQUIREMENT])  # type: ignore[no-any-return]
+
+
 def build_plan(dockerfile: str) -> dict[str, object]:
     """The JSON plan the Dockerfile hands to kitbuild_runtime.buildsteps, as the shell reads it."""
     line = next(line for line in dockerfile.splitlines() if "kitbuild_runtime.buildsteps" in line)
@@ -115,7 +121,7 @@ def test_gunicorn_and_mysql_driver_are_added_when_missing(tmp_path: Path) -> Non
         build.GUNICORN_REQUIREMENT,
         build.MYSQL_DRIVER_REQUIREMENT,
         build.PROCESS_TITLE_REQUIREMENT,
-    ] == fake_resolve.calls[-1][0]  # type: ignore[attr-defined]
+    ] == project_resolution()[0]
     assert "--require-hashes" == lines[0]
     assert all(" --hash=sha256:" in line for line in lines[1:])
 
@@ -243,7 +249,7 @@ def test_a_lock_is_installed_as_locked_and_additions_resolve_around_it(tmp_path:
     """The lock's lines keep their hashes; gunicorn and setproctitle are constrained to it."""
     context, _ = render_context(tmp_path, PROJECTS / "lock-pylock")
     lines = (context / "kitbuild" / "requirements.txt").read_text().splitlines()
-    additions, _target, options = fake_resolve.calls[-1]  # type: ignore[attr-defined]
+    additions, _target, options = project_resolution()
 
     assert [build.GUNICORN_REQUIREMENT, build.PROCESS_TITLE_REQUIREMENT] == additions
     assert "sqlparse" in {pin.name for pin in options["constraints"]}
@@ -264,3 +270,19 @@ def test_a_project_that_needs_a_newer_python_gets_trixie(tmp_path: Path) -> None
 
     assert "FROM kitbuild/python:trixie AS runtime" in (context / "Dockerfile").read_text()
     assert "3.13.5" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
+
+
+def test_the_sbom_tool_is_resolved_for_the_target_and_fetched_into_its_folder(
+    tmp_path: Path,
+) -> None:
+    """cyclonedx-bom is resolved for the image's Python and its pins fetched into wheels/sbom."""
+    context, _ = render_context(tmp_path, PROJECTS / "postgres-app")
+    requirements, resolve_target, _options = fake_resolve.calls[-1]  # type: ignore[attr-defined]
+    pins, fetch_target = fake_fetch.calls[-1]  # type: ignore[attr-defined]
+
+    assert [build.SBOM_TOOL_REQUIREMENT] == requirements
+    assert ["cyclonedx-bom"] == [pin.name for pin in pins]
+    assert resolve_target == fetch_target == fake_fetch.calls[-2][1]  # type: ignore[attr-defined]
+    assert (context / render.SBOM_FOLDER / "django-5.2.19-py3-none-any.whl").is_file()
+    installed = (context / "kitbuild" / "requirements.txt").read_text()
+    assert "cyclonedx" not in installed

@@ -157,7 +157,7 @@ def test_unknown_word_is_neither_command_nor_directory() -> None:
     code, _, err = run(["frobnicate"])
 
     assert 1 == code
-    commands = "plan, build, base, verify, deploy"
+    commands = "plan, build, base, verify, deploy, cache"
     assert f"'frobnicate' is neither a command ({commands}) nor a directory" in err
 
 

@@ -7,6 +7,7 @@ The context holds everything ``docker build`` needs and nothing it must fetch:
     app/                    the project, without VCS data, secrets, venvs, local databases
     kitbuild/requirements.txt
     kitbuild/wheels/        the wheelhouse, fetched on the host
+    kitbuild/wheels/sbom/   cyclonedx-bom's wheels and the script that makes the image's SBOM
     kitbuild/runtime/kitbuild_runtime/
                             the runtime package, copied as it is: the entrypoint and the plan
 """
@@ -30,10 +31,15 @@ from builder.templates import render_template
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from builder.build.created import Created
     from builder.build.project import Project
 
 #: The fixed, non-root user the app runs as.
 APP_UID = 10001
+#: Where every image carries the CycloneDX JSON SBOM of its venv (label io.kitbuild.sbom).
+SBOM_PATH = "/opt/venv/sbom.cdx.json"
+#: The build-stage script that makes it, and the folder of the wheelhouse for its tool.
+SBOM_FOLDER = "kitbuild/wheels/sbom"
 
 _IMAGES = resources.files("builder.images")
 
@@ -47,6 +53,7 @@ class ContextSpec:
     runtime_image: str
     requirements: Sequence[str]
     labels: Mapping[str, str]
+    created: Created
     config: KitConfig = dataclasses.field(default_factory=KitConfig)
     #: What the build runs after the code is in (collectstatic, compilemessages, commands).
     steps: BuildSteps | None = None
@@ -112,6 +119,9 @@ def render_dockerfile(spec: ContextSpec) -> str:
         uid=APP_UID,
         labels=spec.labels,
         build_steps=shlex.quote(steps.argument()),
+        created=spec.created.timestamp,
+        created_first=spec.created.from_source,
+        sbom_path=SBOM_PATH,
     )
 
 
@@ -125,6 +135,9 @@ def write_context(spec: ContextSpec, context: Path) -> None:
     kit.mkdir(parents=True, exist_ok=True)
     (kit / "requirements.txt").write_text("\n".join(spec.requirements) + "\n")
     copy_runtime(kit / "runtime")
+    sbom = context / SBOM_FOLDER
+    sbom.mkdir(parents=True, exist_ok=True)
+    (sbom / "sbom.py").write_bytes(_IMAGES.joinpath("app/sbom.py").read_bytes())
 
 
 def copy_runtime(destination: Path) -> None:

@@ -14,7 +14,7 @@ chooses the implementations:
 from __future__ import annotations
 
 import dataclasses
-import datetime
+import os
 import re
 import shutil
 import tempfile
@@ -27,13 +27,15 @@ from packaging.version import Version
 
 from builder import __version__
 from builder.build import bases, context, dependencies, hints, locks, steps, wheelhouse
+from builder.build.cache import ProbeCache
 from builder.build.config import KitConfig, read_config
+from builder.build.created import image_created
 from builder.build.project import MYSQL_DRIVERS, Project, find_project_dirs, inspect_project
 from builder.engine import BuildFailed
 from builder.errors import KitError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Mapping
 
     from builder.engine import DockerGateway
 
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 #: is compiled in the build stage, so the runtime image carries only its 0.6 MB library).
 GUNICORN_REQUIREMENT = "gunicorn>=23,<28"
 MYSQL_DRIVER_REQUIREMENT = "mysqlclient>=2.2.1,<3"
+#: Makes the image's SBOM in the build stage, from its own throwaway venv.
+SBOM_TOOL_REQUIREMENT = "cyclonedx-bom>=7,<8"
 #: Lets gunicorn name its processes gunicorn_<project> (the seed's proc_name) in ps and top.
 PROCESS_TITLE_REQUIREMENT = "setproctitle>=1.3,<2"
 
@@ -199,19 +203,22 @@ def choose_suite(project: Project, asked: str | None = None) -> bases.SuiteSpec:
 def image_labels(
     project: Project, tag: str, images: bases.BaseImages, django: str
 ) -> dict[str, str]:
-    """OCI and kitbuild labels; none of them carries anything secret."""
+    """OCI and kitbuild labels; none of them carries anything secret.
+
+    ``org.opencontainers.image.created`` is not here: :mod:`builder.build.created` decides
+    its value and its place in the Dockerfile.
+    """
     return {
         "org.opencontainers.image.title": project.name,
         "org.opencontainers.image.description": f"Django project {project.name}, built by kitbuild",
-        "org.opencontainers.image.created": datetime.datetime.now(datetime.UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        ),
         "org.opencontainers.image.version": tag.rpartition(":")[2] if ":" in tag else "latest",
         "org.opencontainers.image.base.name": images.runtime,
         "io.kitbuild.version": __version__,
         "io.kitbuild.django-version": django,
         "io.kitbuild.settings-module": project.settings_module,
         "io.kitbuild.wsgi-application": project.wsgi_application,
+        "io.kitbuild.sbom": context.SBOM_PATH,
+        "io.kitbuild.sbom.format": "CycloneDX 1.6 JSON",
     }
 
 
@@ -224,6 +231,7 @@ def build_project(
     resolve: Callable[..., list[locks.Pin]] = wheelhouse.resolve,
     say: Callable[[str], None] = print,
     workdir: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Inspect the project, fetch its dependencies, render the context and deliver it."""
     root, app_dir = find_project_dirs(options.project_dir)
@@ -274,6 +282,9 @@ def build_project(
         fetched = fetch(pins, target, staging / "kitbuild" / "wheels", say=say)
         # Every line carries hashes (the lock's, or those of the files fetched).
         requirements = ["--require-hashes", *fetched.requirements]
+        # The SBOM tool's own venv, beside the image's: resolved for the target, then fetched.
+        sbom_pins = resolve([SBOM_TOOL_REQUIREMENT], target)
+        fetch(sbom_pins, target, staging / context.SBOM_FOLDER, say=say)
         django = fetched.version_of("django") or "unknown"
         spec = context.ContextSpec(
             project=project,
@@ -281,6 +292,7 @@ def build_project(
             runtime_image=images.runtime,
             requirements=requirements,
             labels=image_labels(project, tag, images, django),
+            created=image_created(project.root, os.environ if env is None else env),
             config=config,
             steps=steps.plan_steps(project, config, translations=translations),
         )
@@ -302,11 +314,13 @@ class EngineBases:
         *,
         runner: bases.Runner = bases.run_command,
         say: Callable[[str], None] = print,
+        probes: ProbeCache | None = None,
     ) -> None:
-        """Reach the engine through ``gateway`` (connected on first use)."""
+        """Reach the engine through ``gateway`` (connected on first use); cache probes."""
         self._gateway = gateway
         self._runner = runner
         self._say = say
+        self._probes = probes
 
     def base_images(
         self,
@@ -327,16 +341,19 @@ class EngineBases:
         )
 
     def probe(self, image: str) -> wheelhouse.Target:
-        """Ask the image's Python."""
-        return wheelhouse.probe_target(self._gateway(), image)
+        """Ask the image's Python, once per image id when probes are cached."""
+        return _probe(self._gateway(), image, self._probes)
 
 
 class NamedBases:
     """Name the base images without making any (for a context that is only written)."""
 
-    def __init__(self, gateway: Callable[[], DockerGateway]) -> None:
+    def __init__(
+        self, gateway: Callable[[], DockerGateway], *, probes: ProbeCache | None = None
+    ) -> None:
         """``gateway`` connects only if a user's base image must be probed."""
         self._gateway = gateway
+        self._probes = probes
 
     def base_images(
         self,
@@ -352,7 +369,15 @@ class NamedBases:
 
     def probe(self, image: str) -> wheelhouse.Target:
         """The image must be asked for its Python (its full version too), which needs Docker."""
-        return wheelhouse.probe_target(self._gateway(), image)
+        return _probe(self._gateway(), image, self._probes)
+
+
+def _probe(gateway: DockerGateway, image: str, probes: ProbeCache | None) -> wheelhouse.Target:
+    """Probe ``image``, or answer from the cache for the same image id (no container)."""
+    if probes is None:
+        return wheelhouse.probe_target(gateway, image)
+    image_id = gateway.summary(image).id
+    return probes.target(image_id, lambda: wheelhouse.probe_target(gateway, image))
 
 
 class EngineBuild:

@@ -9,7 +9,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builder.build import wheelhouse
+from builder.build.cache import ProbeCache, ResolveCache, WheelhouseCache, cache_root
 from builder.build.config import KitConfig, checked, parse_env_assignment
+from builder.build.context import SBOM_PATH
 from builder.build.pipeline import (
     BuildOptions,
     ContextDirectory,
@@ -19,6 +22,7 @@ from builder.build.pipeline import (
     build_project,
 )
 from builder.engine import LazyGateway
+from builder.errors import KitError
 
 if TYPE_CHECKING:
     from builder.build.pipeline import BaseSource, Publisher
@@ -52,6 +56,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="write the complete build context to DIR (a new directory) and build nothing",
+    )
+    parser.add_argument(
+        "--sbom",
+        type=Path,
+        metavar="FILE",
+        help=f"also write the image's CycloneDX JSON SBOM (in the image: {SBOM_PATH}) to FILE",
     )
     # The flags below say what [tool.kitbuild] in pyproject.toml says; a flag wins over
     # the table, and list flags add to its lists.
@@ -130,13 +140,21 @@ def run(args: argparse.Namespace, io: Io) -> int:
             io.out.write(text)
             io.out.flush()
 
+    if args.sbom is not None and args.render_only is not None:
+        raise KitError("--sbom needs a built image; leave out --render-only (or build the context)")
     gateway = LazyGateway()
     sources: BaseSource
     publisher: Publisher
+    # The wheelhouse and the probe come from kitbuild's cache when their inputs are unchanged.
+    root = cache_root(io.env)
+    probes = ProbeCache(root, say=io.say)
+    fetch = WheelhouseCache(root, say=io.say).wrap(wheelhouse.fetch)
+    resolve = ResolveCache(root, say=io.say).wrap(wheelhouse.resolve)
     if args.render_only is not None:
-        sources, publisher = NamedBases(gateway), ContextDirectory(args.render_only)
+        sources = NamedBases(gateway, probes=probes)
+        publisher = ContextDirectory(args.render_only)
     else:
-        sources = EngineBases(gateway, say=io.say)
+        sources = EngineBases(gateway, say=io.say, probes=probes)
         publisher = EngineBuild(gateway, on_output=stream, nocache=args.no_cache)
     options = BuildOptions(
         project_dir=args.project,
@@ -147,7 +165,18 @@ def run(args: argparse.Namespace, io: Io) -> int:
         config=flag_config(args),
     )
     try:
-        result = build_project(options, sources=sources, publisher=publisher, say=io.say)
+        result = build_project(
+            options,
+            sources=sources,
+            publisher=publisher,
+            fetch=fetch,
+            resolve=resolve,
+            say=io.say,
+            env=io.env,
+        )
+        if args.sbom is not None:
+            _write_sbom(gateway().read_file(result.tag, SBOM_PATH), args.sbom)
+            io.say(f"kitbuild: wrote the SBOM of {result.tag} to {args.sbom}")
     finally:
         gateway.close()
     if result.context is not None:
@@ -156,3 +185,14 @@ def run(args: argparse.Namespace, io: Io) -> int:
         size = f"{(result.size or 0) / 1e6:.0f} MB"  # docker's own unit for image sizes
         io.say(f"kitbuild: built {result.tag} ({result.image_id}, {size})")
     return 0
+
+
+def _write_sbom(data: bytes, destination: Path) -> None:
+    """Write the file whole: beside it first, then renamed over it."""
+    partial = destination.with_name(destination.name + ".partial")
+    try:
+        partial.write_bytes(data)
+        partial.replace(destination)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise KitError(f"cannot write the SBOM to {destination}: {error.strerror}") from None

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import re
 import socket
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -401,6 +403,21 @@ class DockerGateway:
         """Remove a local image if it exists."""
         with contextlib.suppress(Missing), _engine(f"removing image {reference}"):
             self._client.api.remove_image(reference, force=True)
+
+    def read_file(self, image: str, path: str) -> bytes:
+        """One regular file from an image, read through a created (never started) container."""
+        with _engine(f"reading {path} from {image}"):
+            container = self._client.api.create_container(image, command=["true"])
+            try:
+                chunks, _stat = self._client.api.get_archive(container["Id"], path)
+                with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+                    member = archive.next()
+                    data = archive.extractfile(member) if member is not None else None
+                    if data is None:
+                        raise EngineError(f"{path} in {image} is not a regular file")
+                    return data.read()
+            finally:
+                self._client.api.remove_container(container["Id"], force=True)
 
     # ---------------------------------------------------------------------- networks
 
