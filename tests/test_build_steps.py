@@ -19,7 +19,7 @@ from builder.build.config import KitConfig
 from builder.build.pipeline import BuildOptions, build_project, explained
 from builder.engine import BuildFailed
 from kitbuild_runtime import buildsteps
-from tests.fakes import FakeBases, RecordingPublisher, fake_fetch
+from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 from tests.test_build_render import build_plan
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
@@ -54,6 +54,7 @@ def render(tmp_path: Path, project: Path, **options: object) -> tuple[str, FakeB
         sources=sources,
         publisher=RecordingPublisher(tmp_path / "context"),
         fetch=fake_fetch,
+        resolve=fake_resolve,
         say=said.append,
         workdir=tmp_path,
     )

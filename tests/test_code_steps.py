@@ -13,7 +13,7 @@ import pytest
 from builder.build.created import image_created, run_git
 from builder.build.pipeline import BuildOptions, build_project
 from builder.errors import KitError
-from tests.fakes import FakeBases, RecordingPublisher, fake_fetch
+from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 
 ROOT = Path(__file__).parent.parent
 _NOW = datetime.datetime(2026, 12, 3, 17, 0, 0, tzinfo=datetime.UTC)
@@ -25,6 +25,7 @@ def _render(tmp_path: Path, project: Path, env: dict[str, str]) -> list[str]:
         sources=FakeBases(),
         publisher=RecordingPublisher(tmp_path / "context"),
         fetch=fake_fetch,
+        resolve=fake_resolve,
         say=lambda _line: None,
         workdir=tmp_path,
         env=env,
