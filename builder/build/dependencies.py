@@ -440,14 +440,14 @@ def _read_lock(path: Path, root: Path) -> Declared:
     manifest = path.parent / manifest_name
     if kind in ("uv.lock", "poetry.lock") and not manifest.is_file():
         raise ProjectError(f"{_relative(path, root)} has no {manifest_name} beside it")
-    text = _read_text(path)
+    text = read_text(path)
     declared = Declared(
         kind=kind,
         source=_relative(path, root),
         direct=(),
         text=text,
         manifest=_relative(manifest, root) if manifest.is_file() else None,
-        manifest_text=_read_text(manifest) if manifest.is_file() else "",
+        manifest_text=read_text(manifest) if manifest.is_file() else "",
     )
     return dataclasses.replace(declared, direct=tuple(_lock_names(declared)))
 
@@ -504,7 +504,7 @@ def _expand(
         return
     seen.add(resolved)
     where = _relative(path, root)
-    for item in parse_requirements(_read_text(path), where):
+    for item in parse_requirements(read_text(path), where):
         if item.include is not None:
             included = path.parent / item.include
             if not included.is_file():
@@ -517,7 +517,7 @@ def _expand(
 
 def _read_pyproject(path: Path, root: Path) -> Declared | None:
     source = _relative(path, root)
-    text = _read_text(path)
+    text = read_text(path)
     data = _toml(text, source)
     dependencies = parse_pyproject_dependencies(text, source)
     poetry = data.get("tool", {}).get("poetry", {})
@@ -580,7 +580,8 @@ def _json(text: str, source: str) -> dict[str, Any]:
     return data
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A project file's text, or ProjectError saying why it cannot be read."""
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

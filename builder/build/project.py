@@ -24,6 +24,7 @@ from builder.build.dependencies import (
     parse_pyproject_dependencies,
     parse_requirements,
     read_declared,
+    read_text,
 )
 
 # Reading requirement files moved to builder.build.dependencies; these stay importable here.
@@ -170,7 +171,7 @@ def inspect_project(
     root, app_dir = find_project_dirs(path)
     manage_py = app_dir / "manage.py"
 
-    settings_module = settings or parse_settings_module(_read_text(manage_py))
+    settings_module = settings or parse_settings_module(read_text(manage_py))
     if not settings_module:
         raise ProjectError(
             f"{manage_py}: no DJANGO_SETTINGS_MODULE default found; pass --settings MODULE"
@@ -209,14 +210,6 @@ def find_project_dirs(path: Path) -> tuple[Path, Path]:
         raise ProjectError(f"{root}: not a directory; give the Django project's directory")
     root = root.resolve()
     return root, _find_manage_py(root).parent
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise ProjectError(f"cannot read {path}: {reason}") from None
 
 
 def _find_manage_py(root: Path) -> Path:
@@ -287,7 +280,7 @@ def _read_settings(app_dir: Path, settings_module: str) -> tuple[str, bool]:
             continue  # a star import from outside the project (a library's defaults)
         seen.add(module)
         try:
-            found = parse_settings_source(_read_text(path), module)
+            found = parse_settings_source(read_text(path), module)
         except SyntaxError as error:
             raise ProjectError(f"{path}:{error.lineno}: syntax error in settings") from None
         wsgi = wsgi or found.wsgi_application  # the module that imports wins over its bases
