@@ -3,6 +3,8 @@
     python bench/throughput.py [--image mysite:latest] [--cpus 1,2] [--duration 8]
                                [--confirm 2] [--quick] [--no-builds] [--output bench/results.md]
     python bench/throughput.py --heatmaps-only   # redraw the heatmaps from results.md
+    python bench/throughput.py --study workers [--rounds 5] [--cpus 0.5,1,1.5,2] [--quick]
+                               # the worker-rule study (bench/worker_study.py), with wrk
 
 One server (kitbuild/mysql, max_connections 100) serves every cell; each cell starts the
 app anew with --cpus and one configuration, drives the same overload at a page that holds
@@ -31,6 +33,7 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +45,7 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import worker_study, wrk  # noqa: E402
 from builder.build.service_images import MYSQL  # noqa: E402
 from builder.engine import DockerGateway  # noqa: E402
 from builder.verify.charts import heatmap  # noqa: E402
@@ -60,6 +64,8 @@ MAX_CONNECTIONS = 100
 PAGE = "/db/sleep/?seconds=0.02"
 GRID_THREADS = (2, 4, 8, 16, 32)
 PER_REQUEST = {"DATABASE_CONN_MAX_AGE": "0"}
+#: --cpus when not given: the grid's limits; the worker study then uses its own.
+parser_default_cpus = "1,2"
 #: Seconds of load before each measured run (not counted in the throughput).
 WARM_UP = 2.0
 
@@ -359,14 +365,29 @@ def main(argv: list[str]) -> int:
     """Run every cell at every CPU limit and write the Markdown report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="mysite:latest")
-    parser.add_argument("--cpus", default="1,2", help="comma-separated CPU limits")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per cell")
+    parser.add_argument(
+        "--cpus",
+        default=parser_default_cpus,
+        help="comma-separated CPU limits (default: 1,2; the worker study: 0.5,1,1.5,2)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds of load per cell (8; study: 4)"
+    )
     parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
     parser.add_argument(
         "--confirm", type=int, default=2, help="rounds re-measuring the plan and the best cells"
     )
     parser.add_argument("--no-builds", action="store_true", help="skip bench/build_times.py")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument(
+        "--study",
+        choices=("grid", "workers"),
+        default="grid",
+        help="grid: every configuration once (the default); workers: the worker-rule study",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds of the worker study"
+    )
     parser.add_argument(
         "--heatmaps-only",
         action="store_true",
@@ -380,6 +401,10 @@ def main(argv: list[str]) -> int:
         args.output.write_text(link_heatmaps(text))
         return 0
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    if args.study == "workers":
+        args.duration = args.duration or 4.0
+        return run_worker_study(args, argv)
+    args.duration = args.duration or 8.0
     host_cpus = os.cpu_count() or 1
     begun = time.monotonic()
 
@@ -475,10 +500,106 @@ def main(argv: list[str]) -> int:
         f"- Whole run: {(time.monotonic() - begun) / 60:.1f} min.",
         "",
     ]
-    args.output.write_text("\n".join(header + sections + footer) + "\n" + builds)
+    study = worker_section(args.output.read_text() if args.output.exists() else "")
+    text = "\n".join(header + sections + footer) + "\n" + builds
+    args.output.write_text(text + ("\n" + study if study else ""))
     print(f"wrote {args.output}")
     for path in write_heatmaps(args.output, grids):
         print(f"wrote {path}")
+    return 0
+
+
+#: The worker study's section of results.md: a grid run keeps it, a study run replaces it.
+STUDY_BEGIN = "<!-- worker study: bench/throughput.py --study workers -->"
+STUDY_END = "<!-- end of the worker study -->"
+
+
+def worker_section(text: str) -> str:
+    """The worker study's section of a results.md, markers included ("" when it has none)."""
+    begin, end = text.find(STUDY_BEGIN), text.find(STUDY_END)
+    if begin < 0 or end < begin:
+        return ""
+    return text[begin : end + len(STUDY_END)] + "\n"
+
+
+def with_worker_section(text: str, section: str) -> str:
+    """``text`` with its worker-study section replaced by ``section`` (appended if none)."""
+    old = worker_section(text)
+    if old:
+        return text.replace(old, section)
+    return text.rstrip("\n") + "\n\n" + section
+
+
+def run_worker_study(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the worker-rule study and write its section of results.md."""
+    if shutil.which("wrk") is None:
+        print("throughput: the worker study needs wrk: apt-get install wrk", file=sys.stderr)
+        return 2
+    cpu_limits = [float(text) for text in args.cpus.split(",")]
+    if args.cpus == parser_default_cpus:
+        cpu_limits = [1.0, 2.0] if args.quick else [0.5, 1.0, 1.5, 2.0]
+    rounds = min(args.rounds, 2) if args.quick else args.rounds
+    pairs = [(client, page) for client in wrk.CLIENTS for page in worker_study.PAGES]
+    rotations = [pairs[i:] + pairs[:i] for i in range(len(pairs))]
+    cells = [(cpus, w) for cpus in cpu_limits for w in worker_study.grid_workers(cpus)]
+    begun = time.monotonic()
+    load_before = os.getloadavg()
+    gateway = DockerGateway.connect()
+    server_image = MYSQL.ensure(gateway)
+    credentials = new_credentials()
+    environment = app_environment(parse_options(args.image), credentials)
+    # wrk reaches the container by its address on the run's network (no userland proxy).
+    environment.update(DATABASE_MAX_CONNECTIONS=str(MAX_CONNECTIONS), ALLOWED_HOSTS="*")
+    stack = VerifyStack(gateway, f"bench-{secrets.token_hex(4)}")
+    try:
+        stack.start_database(server_image, MAX_CONNECTIONS, credentials)
+        stack.run_migrate(args.image, environment, timeout=120)
+
+        def measure(cpus: float, workers: int, number: int) -> list[worker_study.Measurement]:
+            found = worker_study.measure_cell(
+                stack,
+                image=args.image,
+                environment=environment,
+                cpus=cpus,
+                workers=workers,
+                round_number=number,
+                # Each round starts the pairs at a different one: no pair is always first.
+                pairs=rotations[number % len(rotations)],
+                duration=args.duration,
+            )
+            for m in found:
+                print(
+                    f"round {number} --cpus {cpus:g} {m.workers} x {m.threads} {m.client} "
+                    f"{m.page}: {m.result.requests_per_second:.0f} req/s, failed "
+                    f"{m.result.failed}, throttled {m.throttling.share:.0%}, "
+                    f"busiest {m.imbalance:.2f}",
+                    flush=True,
+                )
+            return found
+
+        found = worker_study.run_rounds(measure, cells, rounds)
+    finally:
+        stack.close()
+        gateway.close()
+    minutes = (time.monotonic() - begun) / 60
+    section = [
+        STUDY_BEGIN,
+        "## The worker-rule study",
+        "",
+        f"Made by `python bench/throughput.py {' '.join(argv)}` on "
+        f"{datetime.date.today().isoformat()}: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"image `{args.image}`, server `{server_image}` (max_connections {MAX_CONNECTIONS}), "
+        f"wrk on the same machine. {len(found)} measurements in {minutes:.1f} min; load "
+        f"average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after.",
+        "",
+        *worker_study.report(found, rounds=rounds, duration=args.duration),
+        "",
+        STUDY_END,
+        "",
+    ]
+    text = args.output.read_text() if args.output.exists() else "# Benchmark results\n"
+    args.output.write_text(with_worker_section(text, "\n".join(section)))
+    print(f"wrote {args.output}")
     return 0
 
 

@@ -2,6 +2,7 @@ import json
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 from hits.models import Hit
 
@@ -31,3 +32,23 @@ def sleep(request: HttpRequest) -> JsonResponse:
         cursor.execute("SELECT 1")
         (one,) = cursor.fetchone()
     return HttpResponse(json.dumps({"slept": seconds, "one": one}), content_type="application/json")
+
+
+def page(request: HttpRequest) -> HttpResponse:
+    """A mixed page: a database wait (?seconds=, default 0.01), then a template of ?rows= rows.
+
+    Rendering the rows is CPU work in Python, as on a real page; benchmarks aim here beside
+    /db/sleep/ to see a worker rule under both kinds of load.
+    """
+    try:
+        seconds = min(max(float(request.GET.get("seconds", "0.01")), 0.0), 5.0)
+        count = min(max(int(request.GET.get("rows", "100")), 0), 5000)
+    except ValueError:
+        return JsonResponse({"error": "seconds and rows must be numbers"}, status=400)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT SLEEP(%s)", [seconds])
+    rows = [
+        {"name": f"item number {i}", "price": i * 1.25, "tags": ["new", f"group {i % 7}"]}
+        for i in range(count)
+    ]
+    return render(request, "hits/page.html", {"title": "mysite", "slept": seconds, "rows": rows})
