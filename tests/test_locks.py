@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from packaging.specifiers import SpecifierSet
 from builder.build import dependencies, locks, wheelhouse
 from builder.build.dependencies import ProjectError, read_declared
 from builder.build.locks import LockError, Pin
+from builder.build.pipeline import check_complete
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 BOOKWORM = wheelhouse.target_for("3.11.2", "2.36", "x86_64")
@@ -431,3 +433,61 @@ def test_unlocked_poetry_dependencies_become_requirements(tmp_path: Path) -> Non
     assert {"django<5.3,>=5.2", "pymysql<2.0,>=1.1", "asgiref==3.8.1"} == set(
         found.select(BOOKWORM.lock_target()).unresolved
     )
+
+
+def wheel(directory: Path, name: str, version: str, *requires: str) -> Path:
+    """A minimal wheel whose METADATA lists ``requires`` as Requires-Dist."""
+    path = directory / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Requires-Dist: {line}\n" for line in requires)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", metadata)
+    return path
+
+
+def test_a_dependency_only_the_images_python_needs_is_found_unpinned(tmp_path: Path) -> None:
+    """Redis needs async-timeout below 3.11.3: missing for bookworm's 3.11.2, not for 3.11.7."""
+    wheel(tmp_path, "redis", "5.0.1", 'async-timeout>=4.0.2; python_full_version < "3.11.3"')
+    pins = [Pin("redis", "5.0.1")]
+
+    missing = wheelhouse.unpinned_dependencies(pins, tmp_path, BOOKWORM)
+
+    assert [(m.name, m.needed_by) for m in missing] == [("async-timeout", "redis 5.0.1")]
+    assert wheelhouse.unpinned_dependencies(pins, tmp_path, HOST_LIKE) == []
+
+
+def test_pinned_dependencies_extras_and_other_platforms_are_not_missing(tmp_path: Path) -> None:
+    """A pinned dependency (any spelling), an extra's or another OS's is no gap."""
+    wheel(
+        tmp_path,
+        "django",
+        "4.2.11",
+        "asgiref<4,>=3.6.0",
+        "sqlparse>=0.3.1",
+        'tzdata; sys_platform == "win32"',
+        'argon2-cffi>=19.1.0; extra == "argon2"',
+    )
+    wheel(tmp_path, "asgiref", "3.8.1", 'typing_extensions>=4; python_version < "3.11"')
+    pins = [Pin("django", "4.2.11"), Pin("asgiref", "3.8.1"), Pin("sqlparse", "0.5.0")]
+
+    assert wheelhouse.unpinned_dependencies(pins, tmp_path, BOOKWORM) == []
+    assert [m.name for m in wheelhouse.unpinned_dependencies(pins[:2], tmp_path, TRIXIE)] == [
+        "sqlparse"
+    ]
+
+
+def test_an_incomplete_lock_is_one_line_naming_file_package_and_python(tmp_path: Path) -> None:
+    """The build stops on the host, before Docker, saying what to pin and how to relock."""
+    wheel(tmp_path, "redis", "5.0.1", 'async-timeout>=4.0.2; python_full_version < "3.11.3"')
+
+    with pytest.raises(wheelhouse.ResolveError) as raised:
+        check_complete("requirements.txt", [Pin("redis", "5.0.1")], tmp_path, BOOKWORM)
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "requirements.txt does not pin async-timeout, which redis 5.0.1 needs on the image's "
+        "Python 3.11.2"
+    )
+    assert "--python-version 3.11.2" in message
+    check_complete("requirements.txt", [Pin("redis", "5.0.1")], tmp_path, HOST_LIKE)

@@ -35,7 +35,7 @@ from builder.engine import BuildFailed
 from builder.errors import KitError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     from builder.engine import DockerGateway
 
@@ -171,6 +171,23 @@ def image_pins(
     return pins
 
 
+def check_complete(
+    source: str, pins: Sequence[locks.Pin], directory: Path, target: wheelhouse.Target
+) -> None:
+    """Refuse, in one line, a locked set that lacks a dependency the image's Python needs."""
+    missing = wheelhouse.unpinned_dependencies(pins, directory, target)
+    if missing:
+        first = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise wheelhouse.ResolveError(
+            f"{source} does not pin {first.name}, which "
+            f"{first.needed_by} needs on the image's Python {target.python_full} "
+            f"({first.requirement}){more}: lock for Python {target.python_full} on Linux "
+            f"(for example `uv pip compile --python-version {target.python_full} "
+            "--python-platform linux --generate-hashes`), or add the pin"
+        )
+
+
 def choose_suite(project: Project, asked: str | None = None) -> bases.SuiteSpec:
     """The suite asked for, if it can run the project's Django.
 
@@ -280,6 +297,8 @@ def build_project(
             say(note)
         pins = image_pins(selection, target, resolve)
         fetched = fetch(pins, target, staging / "kitbuild" / "wheels", say=say)
+        if selection.locked:
+            check_complete(project.dependencies.source, pins, fetched.directory, target)
         # Every line carries hashes (the lock's, or those of the files fetched).
         requirements = ["--require-hashes", *fetched.requirements]
         # The SBOM tool's own venv, beside the image's: resolved for the target, then fetched.

@@ -19,6 +19,7 @@ import sys
 import tarfile
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -372,6 +373,65 @@ def _download(
                 if built.returncode != 0:
                     raise ResolveError(_pip_failure(built, target, "build requirements of " + name))
     return source
+
+
+@dataclasses.dataclass(frozen=True)
+class Unpinned:
+    """A dependency a pinned wheel needs on the target that the pins leave out."""
+
+    name: str  # canonical: "async-timeout"
+    needed_by: str  # "redis 5.0.1"
+    requirement: str  # as the wheel's metadata says it, marker included
+
+
+def unpinned_dependencies(
+    pins: Sequence[locks.Pin], directory: Path, target: Target
+) -> list[Unpinned]:
+    """What the fetched wheels need on the image's Python that no pin provides.
+
+    A locked set is installed as it is, with ``--require-hashes``: a dependency it lacks
+    stops the offline install in the build, with pip's long message. A set hashed for the
+    host's Python (3.11.7) can lack one the image's (3.11.2) needs, as ``async-timeout;
+    python_full_version < "3.11.3"`` for redis. Only wheels are read (an sdist's metadata
+    may be computed when it builds); extras are not followed (their packages are pins too).
+    """
+    names = {pin.name for pin in pins}
+    environment = {**target.marker_environment(), "extra": ""}
+    found: list[Unpinned] = []
+    for pin in pins:
+        path = _file_of(directory, pin.name, pin.version)
+        if path is None or path.suffix != ".whl":
+            continue
+        for line in _wheel_requirements(path):
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+            name = canonicalize_name(requirement.name)
+            if name not in names:
+                found.append(Unpinned(name, f"{pin.name} {pin.version}", line))
+    return found
+
+
+def _wheel_requirements(path: Path) -> list[str]:
+    """Requires-Dist of a wheel, from its .dist-info/METADATA."""
+    if not zipfile.is_zipfile(path):
+        return []  # not a wheel after all: the install's hash check names it
+    with zipfile.ZipFile(path) as archive:
+        metadata = next(
+            (
+                name
+                for name in archive.namelist()
+                if name.count("/") == 1 and name.endswith(".dist-info/METADATA")
+            ),
+            None,
+        )
+        if metadata is None:
+            return []
+        text = archive.read(metadata).decode("utf-8", errors="replace")
+    return list(email.parser.Parser().parsestr(text).get_all("Requires-Dist") or [])
 
 
 def _name_version(filename: str) -> tuple[str, str]:
