@@ -99,8 +99,9 @@ def test_dependencies_are_installed_before_the_code_is_copied(tmp_path: Path) ->
     context, _ = render_context(tmp_path, ROOT / "examples" / "mysite")
     dockerfile = (context / "Dockerfile").read_text()
 
-    assert dockerfile.index("COPY kitbuild/wheels/") < dockerfile.index("COPY app/ /app/")
-    assert dockerfile.index("python3 -m venv") < dockerfile.index("COPY app/ /app/")
+    code = dockerfile.index("COPY --chown=10001:10001 app/ /app/")
+    assert dockerfile.index("COPY kitbuild/wheels/") < code
+    assert dockerfile.index("python3 -m venv") < code
 
 
 def test_no_collectstatic_without_static_root(tmp_path: Path) -> None:

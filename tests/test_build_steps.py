@@ -212,7 +212,7 @@ def test_build_steps_stay_in_the_one_run_after_the_code(tmp_path: Path) -> None:
     So a code-only change re-runs no more steps than it did before the build steps.
     """
     dockerfile, _, _ = render(tmp_path, PROJECTS / "compress-app")
-    after_code = dockerfile[dockerfile.index("COPY app/ /app/") :]
+    after_code = dockerfile[dockerfile.index("COPY --chown=10001:10001 app/ /app/") :]
 
     assert 1 == after_code.count("\nRUN ")
     assert "kitbuild_runtime.buildsteps" in after_code

@@ -17,6 +17,8 @@ from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 
 ROOT = Path(__file__).parent.parent
 _NOW = datetime.datetime(2026, 12, 3, 17, 0, 0, tzinfo=datetime.UTC)
+#: The code's step: owned by the app's user, whose build steps write next to it.
+_CODE = "COPY --chown=10001:10001 app/ /app/"
 
 
 def _render(tmp_path: Path, project: Path, env: dict[str, str]) -> list[str]:
@@ -37,7 +39,7 @@ def _render(tmp_path: Path, project: Path, env: dict[str, str]) -> list[str]:
 
 
 def _after_code(instructions: list[str]) -> list[str]:
-    start = next(i for i, line in enumerate(instructions) if line.startswith("COPY app/"))
+    start = instructions.index(_CODE)
     return [line.split()[0] for line in instructions[start:]]
 
 
@@ -103,12 +105,16 @@ def test_git_runner_reads_a_real_commit_time(tmp_path: Path) -> None:
     assert "2022-04-15T05:20:00Z" == image_created(tmp_path, {}).timestamp
 
 
-def test_code_only_change_reruns_copy_run_and_user(tmp_path: Path) -> None:
-    """With a source-fixed creation time, only COPY app/, the one RUN and USER follow the code."""
+def test_code_only_change_reruns_copy_and_run(tmp_path: Path) -> None:
+    """With a source-fixed creation time, only COPY app/ and the one RUN follow the code.
+
+    USER comes before the code, so the build steps run as the app's user.
+    """
     instructions = _render(tmp_path, ROOT / "examples" / "mysite", {"SOURCE_DATE_EPOCH": "1"})
 
-    assert ["COPY", "RUN", "USER"] == _after_code(instructions)
-    before = "\n".join(instructions[: instructions.index("COPY app/ /app/")])
+    assert ["COPY", "RUN"] == _after_code(instructions)
+    assert "USER 10001:10001" == instructions[instructions.index(_CODE) - 1]
+    before = "\n".join(instructions[: instructions.index(_CODE)])
     for metadata in ("WORKDIR /app/", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT"):
         assert metadata in before
     assert 'org.opencontainers.image.created="1970-01-01T00:00:01Z"' in before
@@ -121,6 +127,6 @@ def test_build_time_label_is_the_last_step(tmp_path: Path) -> None:
 
     instructions = _render(tmp_path, project, {})
 
-    assert ["COPY", "RUN", "USER", "LABEL"] == _after_code(instructions)
+    assert ["COPY", "RUN", "LABEL"] == _after_code(instructions)
     assert instructions[-1].startswith("LABEL org.opencontainers.image.created=")
     assert 1 == sum("org.opencontainers.image.created" in line for line in instructions)

@@ -124,7 +124,7 @@ def test_builds_have_no_network(gateway: DockerGateway, tmp_path: Path) -> None:
 def test_code_only_change_reruns_only_the_code_steps(
     gateway: DockerGateway, build_with_cli: object, tmp_path: Path
 ) -> None:
-    """In a git checkout, touching one .py file re-runs COPY app/, the one RUN and USER only.
+    """In a git checkout, touching one .py file re-runs COPY app/ and the one RUN only.
 
     The creation label comes from the last commit, so it stays cached before the code; an
     unchanged rebuild re-runs nothing.
@@ -143,7 +143,7 @@ def test_code_only_change_reruns_only_the_code_steps(
 
     assert (0, 0, 0) == (first.code, second.code, third.code), second
     rerun = rerun_steps(second.out)
-    expected = ["COPY app/ /app/", "RUN python -m kitbuild_runtime.buildsteps ", "USER "]
+    expected = ["COPY --chown=10001:10001 app/ /app/", "RUN python -m kitbuild_runtime.buildsteps "]
     assert len(expected) == len(rerun), (rerun_steps(first.out), rerun)
     assert all(step.startswith(start) for step, start in zip(rerun, expected, strict=True)), rerun
     assert [] == rerun_steps(third.out)
