@@ -393,7 +393,12 @@ def test_scaling_past_the_plan_warns_naming_the_numbers(stack: SwarmStack) -> No
     while len([t for t in web.tasks() if t.state == "running"]) < 10:
         assert time.monotonic() < deadline, [(t.slot, t.state, t.error) for t in web.tasks()]
         time.sleep(2)
-    time.sleep(3)  # the last replicas to start log their check just before gunicorn starts
+    # A replica logs its check's warning before its plan line, and its plan line just
+    # before gunicorn starts: wait for every plan line, not a fixed time. Seven Django
+    # starts at 0.5 CPU on a busy 2-core machine took longer than a few seconds in CI.
+    while not all(events.find_plan(c.logs(stderr=False)) for c in web.containers()):
+        assert time.monotonic() < deadline, "not every replica logged its plan in 240 s"
+        time.sleep(2)
     found = [w for c in web.containers() for w in warnings_of(c)]
     print(f"{len(found)} of 7 new replicas warned: {[w['message'] for w in found][:2]}")
     with contextlib.suppress(Exception):
