@@ -389,6 +389,14 @@ def main(argv: list[str]) -> int:
         "--rounds", type=int, default=5, help="interleaved rounds of the worker study"
     )
     parser.add_argument(
+        "--app-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for every app container of the worker study (repeatable), e.g. "
+        "GUNICORN_CMD_ARGS=--worker-connections=16 to compare a gunicorn setting",
+    )
+    parser.add_argument(
         "--heatmaps-only",
         action="store_true",
         help="draw the heatmaps again from the figures in --output, without a run",
@@ -532,9 +540,13 @@ def with_worker_section(text: str, section: str) -> str:
 
 def run_worker_study(args: argparse.Namespace, argv: list[str]) -> int:
     """Run the worker-rule study and write its section of results.md."""
+    if bad := [item for item in args.app_env if not re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", item)]:
+        print(f"throughput: --app-env {bad[0]!r}: give NAME=VALUE", file=sys.stderr)
+        return 2
     if shutil.which("wrk") is None:
         print("throughput: the worker study needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
+    app_env = dict(item.partition("=")[::2] for item in args.app_env)
     cpu_limits = [float(text) for text in args.cpus.split(",")]
     if args.cpus == parser_default_cpus:
         cpu_limits = [1.0, 2.0] if args.quick else [0.5, 1.0, 1.5, 2.0]
@@ -550,6 +562,7 @@ def run_worker_study(args: argparse.Namespace, argv: list[str]) -> int:
     environment = app_environment(parse_options(args.image), credentials)
     # wrk reaches the container by its address on the run's network (no userland proxy).
     environment.update(DATABASE_MAX_CONNECTIONS=str(MAX_CONNECTIONS), ALLOWED_HOSTS="*")
+    environment.update(app_env)
     stack = VerifyStack(gateway, f"bench-{secrets.token_hex(4)}")
     try:
         stack.start_database(server_image, MAX_CONNECTIONS, credentials)

@@ -57,12 +57,13 @@ ACCESS_LOG_FORMAT = "%(p)s"
 #: The rules scored against the data: name -> workers at a CPU limit (before the caps).
 #: SHIPPED_RULE names the one capacity.make_plan applies (a test keeps them in step).
 RULES: dict[str, Callable[[float], int]] = {
-    "2 x CPUs + 1 (1 below one CPU)": lambda cpus: 1 if cpus < 1 else int(2 * cpus + 1),
+    "2 x CPUs + 1, rounded down": lambda cpus: max(1, int(2 * cpus + 1)),
+    "the old rule: 2 x CPUs + 1, 1 below one CPU": lambda c: 1 if c < 1 else int(2 * c + 1),
     "2 x CPUs": lambda cpus: max(1, round(2 * cpus)),
     "CPUs + 1": lambda cpus: max(1, math.ceil(cpus) + 1),
     "ceil(CPUs)": lambda cpus: max(1, math.ceil(cpus)),
 }
-SHIPPED_RULE = "2 x CPUs + 1 (1 below one CPU)"
+SHIPPED_RULE = "2 x CPUs + 1, rounded down"
 
 
 # --------------------------------------------------------------------------- pure parts

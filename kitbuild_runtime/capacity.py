@@ -380,9 +380,9 @@ def _effective_cpus(settings: Settings, limits: Limits) -> tuple[float, str]:
 def make_plan(settings: Settings, limits: Limits, sources: Mapping[str, str] | None = None) -> Plan:
     """Size gunicorn for these limits so all containers together stay within the DB budget.
 
-    workers = 2 x CPUs + 1 (1 below one CPU), capped by memory / worker memory, unless
-    fixed by WEB_CONCURRENCY; threads = per-container budget / (workers x connections per
-    thread), capped by max_threads; when not even one thread per worker fits, workers
+    workers = 2 x CPUs + 1 rounded down (2 at half a CPU), capped by memory / worker memory,
+    unless fixed by WEB_CONCURRENCY; threads = per-container budget / (workers x connections
+    per thread), capped by max_threads; when not even one thread per worker fits, workers
     shrink first, and when one worker with one thread does not fit, PlanError.
     """
     sources = sources or {}
@@ -446,10 +446,11 @@ def make_plan(settings: Settings, limits: Limits, sources: Mapping[str, str] | N
         workers = settings.workers
         reasons["workers"] = set_by("workers")
     else:
-        workers = 1 if cpus < 1 else int(2 * cpus + 1)
-        reasons["workers"] = (
-            f"one worker below one CPU ({cpus:g})" if cpus < 1 else f"2 x {cpus:g} CPUs + 1"
-        )
+        # Rounded down, and no exception below one CPU: at --cpus 0.5 two gthread workers
+        # served 13-28 % more than one in bench/worker_study.py (README, "Why the defaults").
+        workers = max(1, int(2 * cpus + 1))
+        exact = workers == 2 * cpus + 1
+        reasons["workers"] = f"2 x {cpus:g} CPUs + 1" + ("" if exact else ", rounded down")
         if memory is not None:
             fit = max(1, memory // settings.worker_memory)
             if fit < workers:

@@ -216,3 +216,12 @@ def test_a_grid_run_keeps_the_worker_study_section_and_a_study_replaces_it() -> 
     assert throughput.with_worker_section("# Benchmark results\n", new) == (
         f"# Benchmark results\n\n{new}"
     )
+
+
+def test_app_env_that_is_not_name_equals_value_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--app-env worker-connections=16` exits 2 with one line naming it, before any run."""
+    assert 2 == throughput.main(["--study", "workers", "--app-env", "worker-connections=16"])
+    err = capsys.readouterr().err
+    assert err == "throughput: --app-env 'worker-connections=16': give NAME=VALUE\n"

@@ -41,14 +41,18 @@ def test_effective_cpus_is_the_smallest_limit(
     assert why == plan.reasons["cpus"]
 
 
-@pytest.mark.parametrize("tree", ["v1-quota-0.25", "v2-quota-0.25", "v1-quota-0.5"])
-def test_quota_below_one_cpu_never_falls_back_to_the_host(cgroup_root, tree: str) -> None:
-    """A fractional quota gives one worker, not the host's 2 x 8 + 1."""
+@pytest.mark.parametrize(
+    ("tree", "workers"), [("v1-quota-0.25", 1), ("v2-quota-0.25", 1), ("v1-quota-0.5", 2)]
+)
+def test_quota_below_one_cpu_never_falls_back_to_the_host(
+    cgroup_root, tree: str, workers: int
+) -> None:
+    """A fractional quota plans from the quota (0.25 gives 1 worker, 0.5 gives 2), not 2 x 8 + 1."""
     limits = capacity.read_limits(cgroup_root(tree), affinity=EIGHT_CPUS)
     plan = capacity.make_plan(capacity.Settings(), limits)
 
     assert plan.cpus < 1
-    assert 1 == plan.workers
+    assert workers == plan.workers
 
 
 def test_affinity_wins_when_it_is_the_smallest(cgroup_root) -> None:

@@ -80,6 +80,45 @@ def test_small_budget_reduces_workers_before_threads() -> None:
     assert "reduced to fit 4 connections per container" in plan.reasons["workers"]
 
 
+@pytest.mark.parametrize(
+    ("cpus", "workers"),
+    [
+        ("0.25", 1),  # 2 x 0.25 + 1 = 1.5
+        ("0.4", 1),
+        ("0.5", 2),  # two beat one by 13-28 % at half a CPU (bench/results.md)
+        ("0.75", 2),
+        ("1", 3),
+        ("1.25", 3),
+        ("1.5", 4),
+        ("1.99", 4),
+        ("2", 5),
+        ("4", 9),
+    ],
+)
+def test_workers_are_twice_the_cpus_plus_one_rounded_down(cpus: str, workers: int) -> None:
+    """Workers = floor(2 x CPUs + 1) at every CPU limit, fractions included, and it says so."""
+    plan = plan_for(cpus=cpus, max_connections="1000")
+
+    assert workers == plan.workers
+    rounded = "" if workers == 2 * float(cpus) + 1 else ", rounded down"
+    assert f"2 x {float(cpus):g} CPUs + 1{rounded}" == plan.reasons["workers"]
+
+
+@pytest.mark.parametrize(
+    ("cpus", "memory", "workers"),
+    [("0.5", "128M", 1), ("0.5", "255M", 1), ("0.5", "256M", 2), ("2", "512M", 4), ("2", "64M", 1)],
+)
+def test_memory_caps_the_cpu_rule_at_memory_over_worker_memory(
+    cpus: str, memory: str, workers: int
+) -> None:
+    """A memory limit caps the rule at memory / 128M per worker, never below one worker."""
+    plan = plan_for(cpus=cpus, memory=memory, max_connections="1000")
+
+    assert workers == plan.workers
+    capped = workers < int(2 * float(cpus) + 1)
+    assert capped == plan.reasons["workers"].endswith("MiB / 128 MiB per worker")
+
+
 def test_web_concurrency_fixes_workers() -> None:
     """WEB_CONCURRENCY sets workers whatever the CPUs say."""
     settings, sources = capacity.read_settings({}, {"WEB_CONCURRENCY": "3"})
