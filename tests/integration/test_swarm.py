@@ -216,7 +216,7 @@ def stack(
 
 
 def test_every_replica_is_healthy_with_the_plan_of_the_env_file(stack: SwarmStack) -> None:
-    """3 healthy replicas, each serving with the plan the deployment computed: 1 x 9, 4 x 9 <= 37.
+    """3 healthy replicas, each serving with the plan the deployment computed: 2 x 4, 4 x 8 <= 37.
 
     The server runs with the env file's max_connections, and no replica warned of overcommit.
     """
@@ -227,7 +227,7 @@ def test_every_replica_is_healthy_with_the_plan_of_the_env_file(stack: SwarmStac
     assert [deployment.plan.as_dict()] * REPLICAS == [
         {**p.plan.as_dict(), "reasons": deployment.plan.reasons} for p in plans if p
     ]
-    assert (1, 9, 4, 36, 37) == (
+    assert (2, 4, 4, 32, 37) == (
         deployment.plan.workers,
         deployment.plan.threads,
         deployment.plan.containers,
@@ -384,7 +384,7 @@ def test_a_rolling_update_under_load_stays_within_the_budget(
 def test_scaling_past_the_plan_warns_naming_the_numbers(stack: SwarmStack) -> None:
     """`docker service scale web=10` with KIT_REPLICAS=3: new replicas warn, naming the numbers.
 
-    The warning carries the open sessions and clients it saw, its own peak (9), the budget
+    The warning carries the open sessions and clients it saw, its own peak (8), the budget
     (37), and the replicas (3) and surge (1) the plan was made for.
     """
     web = stack.service("web")
@@ -406,11 +406,11 @@ def test_scaling_past_the_plan_warns_naming_the_numbers(stack: SwarmStack) -> No
 
     assert found, "no replica warned"
     for warning in found:
-        assert (9, 37, 3, 1) == (
+        assert (8, 37, 3, 1) == (
             warning["peak_connections"],
             warning["budget"],
             warning["replicas"],
             warning["surge"],
         )
         assert warning["projected"] > 37 or warning["clients"] > REPLICAS + SURGE, warning
-        assert "KIT_REPLICAS=3 + KIT_MAX_SURGE=1 = 4 containers of 9" in warning["message"]
+        assert "KIT_REPLICAS=3 + KIT_MAX_SURGE=1 = 4 containers of 8" in warning["message"]
