@@ -161,6 +161,12 @@ def test_builds_unmodified(
     assert 0 == built.code, f"{built.error_line()}\n...{built.out[-3000:]}"
 
 
+def first_traceback(logs: str, limit: int = 6000) -> str:
+    """The logs from their first traceback on (the error, not a settings dump after it)."""
+    start = logs.find("Traceback (most recent call last)")
+    return logs[start : start + limit] if start >= 0 else logs[-limit:]
+
+
 @pytest.mark.parametrize("project", _params("pages"))
 def test_pages_answer_as_listed(
     project: CorpusProject,
@@ -208,7 +214,7 @@ def test_pages_answer_as_listed(
                 shown = f" -> {location}" if location else ""
                 answers.append(f"{page.path} {status}{shown}, listed {page.status}: {body!r}")
                 result.failures.append(f"{page.path} {status} (listed {page.status})")
-        logs = app.container.logs()[-4000:]
+        logs = first_traceback(app.container.logs())
     finally:
         stack.close()
 
