@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from kitbuild_runtime import capacity, environment, events, overcommit, schema
+from kitbuild_runtime import capacity, environment, events, overcommit, schema, staticroot
 from kitbuild_runtime.values import ConfigError
 
 #: The gunicorn configuration file, beside this module.
@@ -200,6 +200,16 @@ def check_overcommit(plan: capacity.Plan) -> None:
     say(events.line(events.WARNING, found.fields()))
 
 
+def check_static_root() -> None:
+    """Warn when the build collected static files but STATIC_ROOT here holds none."""
+    from django.conf import settings  # noqa: PLC0415 - Django is set up by now
+
+    collected = os.environ.get(staticroot.COLLECTED_VARIABLE) == "1"
+    found = staticroot.problem(getattr(settings, "STATIC_ROOT", None), collected)
+    if found is not None:
+        say(events.line(events.WARNING, {"message": found}))
+
+
 def serve() -> int:
     """Check, wait for the server and the schema, plan, check the budget, become gunicorn."""
     database = check_environment()
@@ -220,6 +230,7 @@ def serve() -> int:
             f"{facts.max_connections}: the plan may not match the server; set them alike"
         )
         say(events.line(events.WARNING, {"message": message}))
+    check_static_root()
     os.environ["KIT_WORKERS"] = str(plan.workers)
     os.environ["KIT_THREADS"] = str(plan.threads)
     os.environ["KIT_BIND"] = f"0.0.0.0:{environment.port(os.environ)}"

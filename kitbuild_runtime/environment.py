@@ -225,6 +225,7 @@ KNOWN_NAMES = frozenset(
         "DATABASE_WAIT_TIMEOUT",
         "KIT_MIGRATION_WAIT_TIMEOUT",
         "KIT_OVERCOMMIT",
+        "KIT_STATIC_COLLECTED",
         "SECRET_KEY",
         "ALLOWED_HOSTS",
         "CSRF_TRUSTED_ORIGINS",

@@ -119,6 +119,7 @@ def render_dockerfile(spec: ContextSpec) -> str:
         uid=APP_UID,
         labels=spec.labels,
         build_steps=shlex.quote(steps.argument()),
+        collects_static=steps.collectstatic,
         created=spec.created.timestamp,
         created_first=spec.created.from_source,
         sbom_path=SBOM_PATH,

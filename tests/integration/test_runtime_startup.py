@@ -38,7 +38,13 @@ class Server:
         options = parse_options("unused", max_connections=str(MAX_CONNECTIONS))
         self.environment = app_environment(options, credentials)
 
-    def start_app(self, gateway: DockerGateway, image: str, **variables: str) -> Container:
+    def start_app(
+        self,
+        gateway: DockerGateway,
+        image: str,
+        tmpfs: dict[str, str] | None = None,
+        **variables: str,
+    ) -> Container:
         """Start ``serve`` on one CPU (not waiting for anything); the caller removes it."""
         spec = ContainerSpec(
             image,
@@ -47,6 +53,7 @@ class Server:
             network=self.stack.network,
             publish=[APP_PORT],
             cpus=1.0,
+            tmpfs=tmpfs or {},
         )
         return gateway.start(spec)
 
@@ -135,6 +142,35 @@ def test_serve_waits_unhealthy_until_migrate_has_run(
     assert 200 == after[0]
     assert 0 == after[1]["waiting"], after
     assert isinstance(after[1]["waited"], float), after
+
+
+def static_warnings(app: Container) -> list[str]:
+    """The STATIC_ROOT warnings a container logged."""
+    found = events.read(app.logs(stderr=False), events.WARNING)
+    return [str(w["message"]) for w in found if "STATIC_ROOT" in str(w["message"])]
+
+
+def test_a_static_root_emptied_at_run_time_is_warned_about_and_served(
+    server: Server, gateway: DockerGateway, mysite_image: Built
+) -> None:
+    """The mysite image's STATIC_ROOT under an empty tmpfs: one warning naming it, then it serves.
+
+    The same image started as built logs no such warning: its collected files are there.
+    """
+    hidden = server.start_app(gateway, mysite_image.tag, tmpfs={"/app/staticfiles": ""})
+    plain = server.start_app(gateway, mysite_image.tag)
+    try:
+        wait_for_event(hidden, events.PLAN, within=90)
+        wait_for_event(plain, events.PLAN, within=90)
+        found = (static_warnings(hidden), static_warnings(plain))
+    finally:
+        hidden.remove()
+        plain.remove()
+
+    (message,), none = found
+    assert [] == none
+    assert message.startswith("STATIC_ROOT=/app/staticfiles is an empty directory in this")
+    assert "differs between the build (--build-env) and the container" in message
 
 
 def crowd(server: Server, count: int) -> list[ServerSession]:
