@@ -382,35 +382,53 @@ def test_a_rolling_update_under_load_stays_within_the_budget(
 
 
 def test_scaling_past_the_plan_warns_naming_the_numbers(stack: SwarmStack) -> None:
-    """`docker service scale web=10` with KIT_REPLICAS=3: new replicas warn, naming the numbers.
+    """`docker service scale web=9`, then `web=10`, with KIT_REPLICAS=3: the tenth warns.
 
-    The warning carries the open sessions and clients it saw, its own peak (8), the budget
-    (37), and the replicas (3) and surge (1) the plan was made for.
+    A healthy replica holds at least its healthcheck's session, so the tenth sees nine
+    other clients, more than the 3 + 1 containers planned. Its warning carries the open
+    sessions and clients it saw, its own peak (8), the budget (37), and the replicas (3)
+    and surge (1) the plan was made for. (Replicas started in the same second see each
+    other only while each holds its one session before its check: a best effort, which
+    two CI runs of a one-step scale to 10 showed is not reliable, so it is not asserted.)
     """
     web = stack.service("web")
-    web.scale(10)
-    deadline = time.monotonic() + 240
-    while len([t for t in web.tasks() if t.state == "running"]) < 10:
-        assert time.monotonic() < deadline, [(t.slot, t.state, t.error) for t in web.tasks()]
-        time.sleep(2)
-    # A replica logs its check's warning before its plan line, and its plan line just
-    # before gunicorn starts: wait for every plan line, not a fixed time. Seven Django
-    # starts at 0.5 CPU on a busy 2-core machine took longer than a few seconds in CI.
-    while not all(events.find_plan(c.logs(stderr=False)) for c in web.containers()):
-        assert time.monotonic() < deadline, "not every replica logged its plan in 240 s"
-        time.sleep(2)
-    found = [w for c in web.containers() for w in warnings_of(c)]
-    print(f"{len(found)} of 7 new replicas warned: {[w['message'] for w in found][:2]}")
-    with contextlib.suppress(Exception):
-        web.scale(REPLICAS)
+    deadline = time.monotonic() + 300
 
-    assert found, "no replica warned"
-    for warning in found:
+    def wait_for(count: int) -> list[Container]:
+        # Every task running, every container healthy (so it has answered /healthz, which
+        # reads the database) and every plan line logged (the check's warning comes first).
+        while True:
+            running = [t for t in web.tasks() if t.state == "running"]
+            containers = web.containers()
+            if (
+                len(running) == count == len(containers)
+                and all(c.health() == "healthy" for c in containers)
+                and all(events.find_plan(c.logs(stderr=False)) for c in containers)
+            ):
+                return containers
+            assert time.monotonic() < deadline, [(t.slot, t.state, t.error) for t in web.tasks()]
+            time.sleep(2)
+
+    try:
+        web.scale(9)
+        nine = {c.id for c in wait_for(9)}
+        web.scale(10)
+        # The tenth, and any replica Swarm replaced meanwhile (a health check that timed
+        # out on this busy machine): each started beside at least eight healthy ones.
+        newcomers = [c for c in wait_for(10) if c.id not in nine]
+        found = [warnings_of(c) for c in newcomers]
+        print(f"{len(newcomers)} new replicas; their warnings: {found}")
+    finally:
+        with contextlib.suppress(Exception):
+            web.scale(REPLICAS)
+
+    assert newcomers
+    for (warning,) in found:
         assert (8, 37, 3, 1) == (
             warning["peak_connections"],
             warning["budget"],
             warning["replicas"],
             warning["surge"],
         )
-        assert warning["projected"] > 37 or warning["clients"] > REPLICAS + SURGE, warning
+        assert warning["clients"] >= 8 > REPLICAS + SURGE, warning
         assert "KIT_REPLICAS=3 + KIT_MAX_SURGE=1 = 4 containers of 8" in warning["message"]
