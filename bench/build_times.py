@@ -284,9 +284,7 @@ def main() -> int:
         print("fetching and installing: pip against uv", file=sys.stderr)
         fetched = fetch_times(pins, target, suite.glibc, scratch / "fetch")
         wheels = scratch / "install-wheels"
-        shutil.copytree(
-            rendered / "kitbuild" / "wheels", wheels, ignore=shutil.ignore_patterns("sbom")
-        )
+        shutil.copytree(rendered / "kitbuild" / "wheels", wheels)
         shutil.copy(rendered / "kitbuild" / "requirements.txt", wheels / "requirements.txt")
         installs, same = install_times(gateway, images.build, wheels)
         times = build_rounds(gateway, kit_project, base_project, args.rounds)

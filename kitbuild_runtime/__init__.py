@@ -1,7 +1,7 @@
 """kitbuild's runtime: the capacity plan and the environment readers, shared by host and image.
 
 Standard library only, and Python 3.9 or later: the build copies this package as it is
-into every image (``/opt/kitbuild/kitbuild_runtime``), where the entrypoint plans with the
+into every image (``/opt/venv/kitbuild/kitbuild_runtime``), where the entrypoint plans with the
 very code ``kitbuild plan`` and ``kitbuild verify`` use on the host. It is a package of its
 own, not a part of ``builder``, because it lives beside the project's code on the image's
 ``sys.path``: a distinctive name cannot shadow, or be shadowed by, a project's module.

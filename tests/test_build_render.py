@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import shutil
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,10 @@ def render_context(tmp_path: Path, project: Path, **options: object) -> tuple[Pa
 
 
 def project_resolution() -> tuple[list[str], object, dict[str, object]]:
-    """The latest resolution of the project's dependencies (the SBOM tool's comes after it)."""
+    """The latest resolution of the project's dependencies (the build tools' comes after it)."""
     calls = fake_resolve.calls  # type: ignore[attr-defined]
-    return next(c for c in reversed(calls) if c[0] != [build.SBOM_TOOL_REQUIREMENT])  # type: ignore[no-any-return]
+    tools = [build.INSTALLER_REQUIREMENT, build.SBOM_TOOL_REQUIREMENT]
+    return next(c for c in reversed(calls) if c[0] != tools)  # type: ignore[no-any-return]
 
 
 def build_plan(dockerfile: str) -> dict[str, object]:
@@ -100,7 +102,7 @@ def test_dependencies_are_installed_before_the_code_is_copied(tmp_path: Path) ->
     dockerfile = (context / "Dockerfile").read_text()
 
     code = dockerfile.index("COPY --chown=10001:10001 app/ /app/")
-    assert dockerfile.index("COPY kitbuild/wheels/") < code
+    assert dockerfile.index("COPY kitbuild/ /kitbuild/") < code
     assert dockerfile.index("python3 -m venv") < code
 
 
@@ -141,8 +143,8 @@ def test_src_layout_is_on_the_image_python_path(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
     plain, _ = render_context(tmp_path / "plain", ROOT / "examples" / "mysite")
 
-    assert "PYTHONPATH=/opt/kitbuild:/app/src " in (src_layout / "Dockerfile").read_text()
-    assert "PYTHONPATH=/opt/kitbuild " in (plain / "Dockerfile").read_text()
+    assert "PYTHONPATH=/opt/venv/kitbuild:/app/src " in (src_layout / "Dockerfile").read_text()
+    assert "PYTHONPATH=/opt/venv/kitbuild " in (plain / "Dockerfile").read_text()
 
 
 def test_django6_project_gets_the_trixie_base(tmp_path: Path) -> None:
@@ -273,17 +275,18 @@ def test_a_project_that_needs_a_newer_python_gets_trixie(tmp_path: Path) -> None
     assert "3.13.5" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
 
 
-def test_the_sbom_tool_is_resolved_for_the_target_and_fetched_into_its_folder(
+def test_the_build_tools_are_resolved_for_the_target_and_fetched_into_their_folder(
     tmp_path: Path,
 ) -> None:
-    """cyclonedx-bom is resolved for the image's Python and its pins fetched into wheels/sbom."""
+    """Uv (the host's version) and cyclonedx-bom are resolved for the image, fetched to tools/."""
     context, _ = render_context(tmp_path, PROJECTS / "postgres-app")
     requirements, resolve_target, _options = fake_resolve.calls[-1]  # type: ignore[attr-defined]
     pins, fetch_target = fake_fetch.calls[-1]  # type: ignore[attr-defined]
 
-    assert [build.SBOM_TOOL_REQUIREMENT] == requirements
-    assert ["cyclonedx-bom"] == [pin.name for pin in pins]
+    assert [f"uv=={metadata.version('uv')}", build.SBOM_TOOL_REQUIREMENT] == requirements
+    assert ["uv", "cyclonedx-bom"] == [pin.name for pin in pins]
     assert resolve_target == fetch_target == fake_fetch.calls[-2][1]  # type: ignore[attr-defined]
-    assert (context / render.SBOM_FOLDER / "django-5.2.19-py3-none-any.whl").is_file()
+    assert (context / render.TOOLS_FOLDER / "django-5.2.19-py3-none-any.whl").is_file()
+    assert (context / render.TOOLS_FOLDER / "sbom.py").is_file()
     installed = (context / "kitbuild" / "requirements.txt").read_text()
     assert "cyclonedx" not in installed

@@ -7,7 +7,8 @@ The context holds everything ``docker build`` needs and nothing it must fetch:
     app/                    the project, without VCS data, secrets, venvs, local databases
     kitbuild/requirements.txt
     kitbuild/wheels/        the wheelhouse, fetched on the host
-    kitbuild/wheels/sbom/   cyclonedx-bom's wheels and the script that makes the image's SBOM
+    kitbuild/tools/         the build stage's tools, fetched for the image's platform: uv's
+                            wheel (the installer), cyclonedx-bom's wheels and sbom.py
     kitbuild/runtime/kitbuild_runtime/
                             the runtime package, copied as it is: the entrypoint and the plan
 """
@@ -38,8 +39,10 @@ if TYPE_CHECKING:
 APP_UID = 10001
 #: Where every image carries the CycloneDX JSON SBOM of its venv (label io.kitbuild.sbom).
 SBOM_PATH = "/opt/venv/sbom.cdx.json"
-#: The build-stage script that makes it, and the folder of the wheelhouse for its tool.
-SBOM_FOLDER = "kitbuild/wheels/sbom"
+#: Where the image carries the runtime package (on PYTHONPATH): in the venv, root's like it.
+RUNTIME_PATH = "/opt/venv/kitbuild"
+#: The build stage's tools (the installer, the SBOM tool and its script), beside the wheels.
+TOOLS_FOLDER = "kitbuild/tools"
 
 _IMAGES = resources.files("builder.images")
 
@@ -123,6 +126,7 @@ def render_dockerfile(spec: ContextSpec) -> str:
         created=spec.created.timestamp,
         created_first=spec.created.from_source,
         sbom_path=SBOM_PATH,
+        runtime_path=RUNTIME_PATH,
     )
 
 
@@ -136,9 +140,9 @@ def write_context(spec: ContextSpec, context: Path) -> None:
     kit.mkdir(parents=True, exist_ok=True)
     (kit / "requirements.txt").write_text("\n".join(spec.requirements) + "\n")
     copy_runtime(kit / "runtime")
-    sbom = context / SBOM_FOLDER
-    sbom.mkdir(parents=True, exist_ok=True)
-    (sbom / "sbom.py").write_bytes(_IMAGES.joinpath("app/sbom.py").read_bytes())
+    tools = context / TOOLS_FOLDER
+    tools.mkdir(parents=True, exist_ok=True)
+    (tools / "sbom.py").write_bytes(_IMAGES.joinpath("app/sbom.py").read_bytes())
 
 
 def copy_runtime(destination: Path) -> None:

@@ -95,6 +95,8 @@ RENAMED: dict[str, dict[str, str]] = {
 
 _NAME = r"([A-Za-z0-9][A-Za-z0-9._-]*)"
 _FAILED_BUILDS = (
+    # uv, the build stage's installer: "Failed to build `python-ldap==3.4.4`"
+    re.compile(rf"Failed to build `{_NAME}"),
     re.compile(rf"Failed building wheel for {_NAME}"),
     # "Failed to build a b" (pip < 24.1), not "Failed to build installable wheels ..."
     re.compile(r"^\s*(?:ERROR: )?Failed to build (?!installable )([^\n]+)$", re.MULTILINE),
@@ -125,7 +127,7 @@ def _canonical(name: str) -> str:
 
 
 def failed_compiles(output: str) -> list[str]:
-    """The source packages pip says it could not build, canonical names, in order."""
+    """The source packages uv (or pip) says it could not build, canonical names, in order."""
     output = plain(output)
     names: list[str] = []
     for pattern in _FAILED_BUILDS:

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -45,6 +46,9 @@ GUNICORN_REQUIREMENT = "gunicorn>=23,<28"
 MYSQL_DRIVER_REQUIREMENT = "mysqlclient>=2.2.1,<3"
 #: Makes the image's SBOM in the build stage, from its own throwaway venv.
 SBOM_TOOL_REQUIREMENT = "cyclonedx-bom>=7,<8"
+#: Installs the wheelhouse in the build stage: uv, the very version that resolves on the
+#: host, as its wheel for the image's platform (measured faster than pip: bench/results.md).
+INSTALLER_REQUIREMENT = f"uv=={metadata.version('uv')}"
 #: Lets gunicorn name its processes gunicorn_<project> (the seed's proc_name) in ps and top.
 PROCESS_TITLE_REQUIREMENT = "setproctitle>=1.3,<2"
 
@@ -301,9 +305,9 @@ def build_project(
             check_complete(project.dependencies.source, pins, fetched.directory, target)
         # Every line carries hashes (the lock's, or those of the files fetched).
         requirements = ["--require-hashes", *fetched.requirements]
-        # The SBOM tool's own venv, beside the image's: resolved for the target, then fetched.
-        sbom_pins = resolve([SBOM_TOOL_REQUIREMENT], target)
-        fetch(sbom_pins, target, staging / context.SBOM_FOLDER, say=say)
+        # The build stage's tools, beside the wheelhouse: resolved for the target, fetched.
+        tool_pins = resolve([INSTALLER_REQUIREMENT, SBOM_TOOL_REQUIREMENT], target)
+        fetch(tool_pins, target, staging / context.TOOLS_FOLDER, say=say)
         django = fetched.version_of("django") or "unknown"
         spec = context.ContextSpec(
             project=project,

@@ -3,7 +3,7 @@
     SBOM-VENV/bin/python sbom.py VENV-PYTHON WHEELHOUSE OUTPUT
 
 cyclonedx-py (cyclonedx-bom) reads what is installed in the venv: each distribution's
-name, version and declared licence. pip installed them from the wheelhouse, so each
+name, version and declared licence. uv installed them from the wheelhouse, so each
 component whose name and version match a file there gets that file's SHA-256 (for a package
 compiled in the build stage, its source archive's). The result is checked against the
 CycloneDX schema with the library's own validator before it is written.
