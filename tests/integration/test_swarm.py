@@ -423,7 +423,10 @@ def test_scaling_past_the_plan_warns_naming_the_numbers(stack: SwarmStack) -> No
             web.scale(REPLICAS)
 
     assert newcomers
-    for (warning,) in found:
+    # A replica Swarm replaced may start while another restarts (fewer than nine beside
+    # it) and rightly not warn; the tenth always starts beside nine, so one warning at least.
+    assert any(found), found
+    for (warning,) in [warnings for warnings in found if warnings]:
         assert (8, 37, 3, 1) == (
             warning["peak_connections"],
             warning["budget"],
