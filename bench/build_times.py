@@ -39,8 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from builder.build import bases, locks, wheelhouse  # noqa: E402
 from builder.engine import DockerGateway  # noqa: E402
+from builder.image import bases, locks, wheelhouse  # noqa: E402
 from builder.templates import render_template  # noqa: E402
 
 KIT_TAG = "kitbuild-bench/kit:latest"
@@ -273,7 +273,7 @@ def main() -> int:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
         )
-        from builder.build.project import inspect_project  # noqa: PLC0415
+        from builder.image.project import inspect_project  # noqa: PLC0415
 
         project = inspect_project(kit_project)
         suite = bases.choose_suite(project.django_requirement)

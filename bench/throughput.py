@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import worker_study, wrk  # noqa: E402
-from builder.build.service_images import MYSQL  # noqa: E402
 from builder.engine import DockerGateway  # noqa: E402
+from builder.image.service_images import MYSQL  # noqa: E402
 from builder.verify.charts import heatmap  # noqa: E402
 from builder.verify.load import Load  # noqa: E402
 from builder.verify.options import parse_options  # noqa: E402

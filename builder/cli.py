@@ -9,19 +9,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
 from builder import __version__
-from builder.commands import base, build, cache, deploy, plan, verify
-from builder.commands._shared import Command, Io
-from builder.errors import KitError
-from kitbuild_runtime.values import ConfigError
+from builder.commands import COMMANDS, DEFAULT
+from builder.commands._shared import Io
+from builder.errors import KitError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-
-COMMANDS: dict[str, Command] = {m.NAME: m for m in (plan, build, base, verify, deploy, cache)}
-
-
-class UsageError(Exception):
-    """A command line argparse rejected; the message is one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +23,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(chosen: str | None) -> argparse.ArgumentParser:
+    """The parser; only the ``chosen`` command's module is imported to configure its options."""
     parser = _Parser(
         prog="kitbuild",
         description="Build production images of Django projects, sized to their container.",
@@ -38,8 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kitbuild {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for name, module in COMMANDS.items():
-        module.configure(commands.add_parser(name, help=module.SUMMARY, description=module.__doc__))
+    for name, entry in COMMANDS.items():
+        if name == chosen:
+            module = entry.load()
+            module.configure(
+                commands.add_parser(name, help=entry.summary, description=module.__doc__)
+            )
+        else:
+            commands.add_parser(name, help=entry.summary)
     return parser
 
 
@@ -60,14 +60,16 @@ def main(
                 f"({', '.join(COMMANDS)}) nor a directory"
             )
             return 1
-        arguments.insert(0, build.NAME)  # `kitbuild mysite` builds mysite
+        arguments.insert(0, DEFAULT)  # `kitbuild mysite` builds mysite
+    # The command is the first word that is not an option (kitbuild's own options take none).
+    chosen = next((word for word in arguments if not word.startswith("-")), None)
     try:
-        args = _parser().parse_args(arguments)
-        return COMMANDS[args.command].run(args, io)
+        args = _parser(chosen).parse_args(arguments)
+        return COMMANDS[args.command].load().run(args, io)
     except UsageError as error:
         io.progress(str(error))
         return 2
-    except (KitError, ConfigError) as error:
+    except KitError as error:
         io.progress(f"kitbuild: error: {error}")
         return 1
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ import jinja2
 
 def _source(path: str) -> str:
     """The text of ``images/<path>``."""
-    return resources.files("builder.images").joinpath(path).read_text()
+    return resources.files("builder.definitions").joinpath(path).read_text()
 
 
 def render_template(path: str, **values: Any) -> str:

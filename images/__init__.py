@@ -1,1 +1,1 @@
-"""Image definitions and templates; shipped inside kitbuild as the ``builder.images`` package."""
+"""Templates and image definitions; shipped inside kitbuild as ``builder.definitions``."""

@@ -30,12 +30,10 @@ import sys
 import traceback
 from typing import Any, Callable
 
+from kitbuild_runtime.errors import StepFailed
+
 #: The start of the line a failing step prints; kitbuild's build reads it back.
 FAILED = "kitbuild: build step failed: "
-
-
-class StepFailed(Exception):
-    """A step failed; the message is the one line the user sees."""
 
 
 def plan_argument(

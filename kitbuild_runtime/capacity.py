@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from kitbuild_runtime import values
-from kitbuild_runtime.values import ConfigError, format_bytes
+from kitbuild_runtime.errors import ConfigError, PlanError
+from kitbuild_runtime.values import format_bytes
 
 _T = TypeVar("_T")
 
@@ -47,10 +48,6 @@ DEFAULT_MAX_THREADS = 16
 
 #: A Django + gunicorn gthread worker's resident memory, rounded up.
 DEFAULT_WORKER_MEMORY = 128 * 1024 * 1024
-
-
-class PlanError(ConfigError):
-    """An input that cannot be planned with; ``str()`` is one line for the user."""
 
 
 # --------------------------------------------------------------------------- parsing

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kitbuild_runtime import capacity, environment, events, overcommit, schema, staticroot
-from kitbuild_runtime.values import ConfigError
+from kitbuild_runtime.errors import ConfigError, SchemaTooOld, StartError
 
 #: The gunicorn configuration file, beside this module.
 GUNICORN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gunicorn_config.py")
@@ -41,10 +41,6 @@ FATAL_DB_ERRORS = {
     1045: "the credentials were refused",
     1049: "the database does not exist",
 }
-
-
-class StartError(Exception):
-    """Why the container cannot start; one line."""
 
 
 def say(text: str) -> None:
@@ -169,7 +165,7 @@ def wait_for_migrations() -> None:
 
     try:
         waited = schema.wait_until_migrated(timeout, report, transient=(DatabaseError,))
-    except schema.SchemaTooOld as error:
+    except SchemaTooOld as error:
         raise StartError(str(error)) from None
     if waited > 0:
         say(events.line(events.MIGRATIONS, {"waiting": 0, "waited": round(waited, 1)}))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kitbuild_runtime import values
-from kitbuild_runtime.values import ConfigError
+from kitbuild_runtime.errors import ConfigError
 
 __all__ = ["ConfigError"]
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from kitbuild_runtime.errors import SchemaTooOld
+
 #: Seconds between two looks at the database while waiting.
 POLL_INTERVAL = 2.0
-
-
-class SchemaTooOld(Exception):
-    """The image's migrations were still unapplied when the wait ran out; one line."""
 
 
 def unapplied_migrations() -> list[str]:

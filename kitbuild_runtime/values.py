@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import re
 
+from kitbuild_runtime.errors import ConfigError
+
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -35,10 +37,6 @@ _SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 #: The largest CPU count any option accepts.
 MAX_CPUS = 4096.0
-
-
-class ConfigError(ValueError):
-    """A value that cannot be used; ``str()`` is one line naming it and what is valid."""
 
 
 def whole(label: str, text: str, low: int, high: int, meaning: str) -> int:

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from builder.build import bases, wheelhouse
-from builder.build.locks import Pin
-from builder.build.pipeline import BuildResult
+from builder.image import bases, wheelhouse
+from builder.image.locks import Pin
+from builder.image.pipeline import BuildResult
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from builder.build.steps import SystemPackages
+    from builder.image.steps import SystemPackages
 
 
 def fake_fetch(

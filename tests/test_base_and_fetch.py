@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from builder import cli
-from builder.build import bases, wheelhouse
-from builder.build.locks import Pin
+from builder.errors import BaseImageError
+from builder.image import bases, wheelhouse
+from builder.image.locks import Pin
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 
@@ -30,7 +31,7 @@ class NoImages:
 
 def test_missing_mmdebstrap_says_what_to_install() -> None:
     """With no base image and no mmdebstrap, the error names both fixes."""
-    with pytest.raises(bases.BaseImageError) as error:
+    with pytest.raises(BaseImageError) as error:
         bases.ensure_suite(
             "bookworm",
             NoImages(),  # type: ignore[arg-type]
@@ -49,7 +50,7 @@ def test_failed_mmdebstrap_reports_its_last_line() -> None:
     def failing(argv: object) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess([], 1, "", "E: cannot reach the mirror\n")
 
-    with pytest.raises(bases.BaseImageError, match=r"mmdebstrap failed for .*cannot reach"):
+    with pytest.raises(BaseImageError, match=r"mmdebstrap failed for .*cannot reach"):
         bases.make_base_image(
             "runtime",
             "bookworm",

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from builder import cli
-from builder.build import locks, wheelhouse
-from builder.build.cache import (
+from builder.errors import KitError, ResolveError
+from builder.image import locks, wheelhouse
+from builder.image.cache import (
     ProbeCache,
     ResolveCache,
     WheelhouseCache,
@@ -21,7 +22,6 @@ from builder.build.cache import (
     resolve_key,
     wheelhouse_key,
 )
-from builder.errors import KitError
 
 TARGET = wheelhouse.target_for("3.11.2", "2.36", "x86_64")
 OTHER_TARGET = wheelhouse.target_for("3.13.5", "2.41", "x86_64")
@@ -44,7 +44,7 @@ class CountingFetch:
         """Record the pins' lines; write django's wheel and mysqlclient's sdist."""
         self.calls.append([pin.line() for pin in pins])
         if self.fail:
-            raise wheelhouse.ResolveError(f"cannot fetch {pins[0].name} for Python 3.11")
+            raise ResolveError(f"cannot fetch {pins[0].name} for Python 3.11")
         directory.mkdir(parents=True)
         (directory / "django-5.2.19-py3-none-any.whl").write_bytes(b"wheel" * 100)
         (directory / "mysqlclient-2.2.7.tar.gz").write_bytes(b"sdist")
@@ -208,7 +208,7 @@ class CountingResolve:
         """Record the call; pin each name, or fail as uv does without an index."""
         self.calls.append((list(requirements), [pin.line() for pin in constraints]))
         if self.fail:
-            raise wheelhouse.ResolveError("cannot resolve the requirements for Python 3.11.2")
+            raise ResolveError("cannot resolve the requirements for Python 3.11.2")
         return [locks.Pin(line.split("=")[0].split(">")[0].lower(), "1.0") for line in requirements]
 
 

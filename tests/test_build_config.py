@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from builder import cli
-from builder.build.bases import BaseImageError
-from builder.build.config import ConfigError, KitConfig, parse_tool_table, read_config
-from builder.build.pipeline import choose_suite
-from builder.build.project import inspect_project
+from builder.errors import BaseImageError, BuildConfigError
+from builder.image.config import KitConfig, parse_tool_table, read_config
+from builder.image.pipeline import choose_suite
+from builder.image.project import inspect_project
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "mysite"
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
@@ -85,8 +85,8 @@ def test_flags_win_and_lists_add_up() -> None:
     ],
 )
 def test_bad_table_is_named(body: str, message: str) -> None:
-    """Each kind of bad value gets a ConfigError naming the file, the table and the value."""
-    with pytest.raises(ConfigError) as raised:
+    """Each kind of bad value gets a BuildConfigError naming the file, the table and the value."""
+    with pytest.raises(BuildConfigError) as raised:
         parse_tool_table(f"[tool.kitbuild]\n{body}\n", "pyproject.toml")
 
     assert message in str(raised.value)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import context as render
-from builder.build import pipeline as build
-from builder.build.pipeline import BuildOptions, TagError, build_project
+from builder.errors import TagError
+from builder.image import context as render
+from builder.image import pipeline as build
+from builder.image.pipeline import BuildOptions, build_project
 from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 
 ROOT = Path(__file__).parent.parent

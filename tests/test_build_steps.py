@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from builder import cli
-from builder.build import bases, hints, steps
-from builder.build.config import KitConfig
-from builder.build.pipeline import BuildOptions, build_project, explained
-from builder.engine import BuildFailed
+from builder.errors import BaseImageError, BuildFailed
+from builder.image import bases, hints, steps
+from builder.image.config import KitConfig
+from builder.image.pipeline import BuildOptions, build_project, explained
 from kitbuild_runtime import buildsteps
 from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 from tests.test_build_render import build_plan
@@ -121,7 +121,7 @@ def test_unknown_debian_package_is_one_line_naming_it_and_the_suite() -> None:
         )
         return subprocess.CompletedProcess([], 1, "", stderr)
 
-    with pytest.raises(bases.BaseImageError) as error:
+    with pytest.raises(BaseImageError) as error:
         bases.make_base_image(
             "runtime",
             "trixie",

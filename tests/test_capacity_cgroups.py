@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.errors import PlanError
 from kitbuild_runtime import capacity
 
 EIGHT_CPUS = lambda: 8  # noqa: E731 - a host with 8 CPUs in the affinity mask
@@ -138,7 +139,7 @@ def test_no_cgroup_filesystem_uses_affinity(tmp_path: Path) -> None:
 def test_malformed_cgroup_file_names_the_file(cgroup_root, tree: str, path: str) -> None:
     """A file that cannot be parsed gives one line naming it and the override to use."""
     root = cgroup_root(tree)
-    with pytest.raises(capacity.PlanError) as error:
+    with pytest.raises(PlanError) as error:
         capacity.read_limits(root, affinity=EIGHT_CPUS)
 
     message = str(error.value)
@@ -151,7 +152,7 @@ def test_unreadable_cgroup_file_as_a_directory(tmp_path: Path) -> None:
     """An unreadable cpu.max (here a directory, which even root cannot read) is an error."""
     (tmp_path / "cpu.max").mkdir()
 
-    with pytest.raises(capacity.PlanError, match=r"cannot read .*cpu\.max"):
+    with pytest.raises(PlanError, match=r"cannot read .*cpu\.max"):
         capacity.read_limits(tmp_path)
 
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from builder.errors import PlanError
 from kitbuild_runtime import capacity
 
 NO_LIMITS = capacity.Limits(cgroup_version="none", affinity_cpus=2)
@@ -137,7 +138,7 @@ def test_web_concurrency_still_yields_to_the_budget() -> None:
 
 def test_budget_too_small_for_one_thread_is_refused_with_the_numbers() -> None:
     """When one worker with one thread per container does not fit, PlanError names the numbers."""
-    with pytest.raises(capacity.PlanError) as error:
+    with pytest.raises(PlanError) as error:
         plan_for(max_connections="10", reserved="5", replicas="4", surge="2")
 
     message = str(error.value)
@@ -147,9 +148,7 @@ def test_budget_too_small_for_one_thread_is_refused_with_the_numbers() -> None:
 
 def test_reserved_at_or_above_max_is_refused() -> None:
     """Reserving the whole server leaves nothing: refused, naming both settings."""
-    with pytest.raises(
-        capacity.PlanError, match=r"--reserved=100 must be below --max-connections=100"
-    ):
+    with pytest.raises(PlanError, match=r"--reserved=100 must be below --max-connections=100"):
         plan_for(max_connections="100", reserved="100")
 
 
@@ -215,7 +214,7 @@ def test_peak_of_all_containers_never_exceeds_the_budget(
     fits = budget > 0 and budget // (replicas + surge) >= per_thread
     try:
         plan = capacity.make_plan(settings, NO_LIMITS)
-    except capacity.PlanError:
+    except PlanError:
         assert not fits
         return
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.created import image_created, run_git
-from builder.build.pipeline import BuildOptions, build_project
 from builder.errors import KitError
+from builder.image.created import image_created, run_git
+from builder.image.pipeline import BuildOptions, build_project
 from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 
 ROOT = Path(__file__).parent.parent

@@ -9,8 +9,8 @@ import pytest
 
 from builder import cli
 from builder.deploy import description
-from builder.deploy.description import DeployError
 from builder.deploy.output import MARKER, Rendered
+from builder.errors import DeployError
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"

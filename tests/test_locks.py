@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from builder.build import dependencies, locks, wheelhouse
-from builder.build.dependencies import ProjectError, read_declared
-from builder.build.locks import LockError, Pin
-from builder.build.pipeline import check_complete
+from builder.errors import LockError, ProjectError, ResolveError
+from builder.image import dependencies, locks, wheelhouse
+from builder.image.dependencies import read_declared
+from builder.image.locks import Pin
+from builder.image.pipeline import check_complete
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 BOOKWORM = wheelhouse.target_for("3.11.2", "2.36", "x86_64")
@@ -480,7 +481,7 @@ def test_an_incomplete_lock_is_one_line_naming_file_package_and_python(tmp_path:
     """The build stops on the host, before Docker, saying what to pin and how to relock."""
     wheel(tmp_path, "redis", "5.0.1", 'async-timeout>=4.0.2; python_full_version < "3.11.3"')
 
-    with pytest.raises(wheelhouse.ResolveError) as raised:
+    with pytest.raises(ResolveError) as raised:
         check_complete("requirements.txt", [Pin("redis", "5.0.1")], tmp_path, BOOKWORM)
 
     message = str(raised.value)

@@ -1,12 +1,12 @@
-"""kitbuild/nginx's build context (builder/build/service_images.py), rendered without an engine."""
+"""kitbuild/nginx's build context (builder/image/service_images.py), rendered without an engine."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from builder import cli
-from builder.build import bases
-from builder.build.service_images import NGINX
+from builder.image import bases
+from builder.image.service_images import NGINX
 
 
 def test_context_has_the_dockerfile_on_the_nginx_base_and_every_file(tmp_path: Path) -> None:
@@ -41,6 +41,6 @@ def test_the_site_serves_static_from_the_volume_and_proxies_to_web() -> None:
 
 def test_kitbuild_base_can_skip_the_proxy_image() -> None:
     """`kitbuild base --no-proxy` parses: the proxy image is optional."""
-    args = cli._parser().parse_args(["base", "--no-proxy", "--no-mysql"])
+    args = cli._parser("base").parse_args(["base", "--no-proxy", "--no-mysql"])
 
     assert (True, True) == (args.no_proxy, args.no_mysql)

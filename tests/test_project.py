@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import project
-from builder.build.project import ProjectError, inspect_project
+from builder.errors import ProjectError
+from builder.image import project
+from builder.image.project import inspect_project
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "mysite"

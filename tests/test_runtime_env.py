@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kitbuild_runtime import environment
+from kitbuild_runtime.errors import ConfigError
 
 DB = {"DATABASE_HOST": "db", "DATABASE_NAME": "site", "DATABASE_USER": "app"}
 
@@ -119,7 +120,7 @@ def test_bad_variables_give_one_line_naming_them(
     reader: str, env: dict[str, str], message: str
 ) -> None:
     """Each bad variable raises ConfigError: one line naming it and what would be valid."""
-    with pytest.raises(environment.ConfigError) as error:
+    with pytest.raises(ConfigError) as error:
         getattr(environment, reader)(env)
 
     assert message in str(error.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from builder.errors import SchemaTooOld
 from kitbuild_runtime import capacity, overcommit, schema
 from kitbuild_runtime.overcommit import Sessions
 
@@ -96,7 +97,7 @@ def test_the_wait_gives_up_after_the_timeout_naming_the_first_migration() -> Non
     """Still pending after the timeout: SchemaTooOld, one line with the count and the variable."""
     clock = Clock()
 
-    with pytest.raises(schema.SchemaTooOld) as error:
+    with pytest.raises(SchemaTooOld) as error:
         schema.wait_until_migrated(
             10,
             lambda _: None,

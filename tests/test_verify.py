@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from builder import cli
+from builder.errors import VerifyError
 from builder.verify.judge import (
     BUDGET_HELD,
     EVERY_REQUEST_ANSWERED,
@@ -20,7 +21,7 @@ from builder.verify.judge import (
     judge,
 )
 from builder.verify.load import LoadResult, Sample
-from builder.verify.options import VerifyError, VerifyOptions, parse_options
+from builder.verify.options import VerifyOptions, parse_options
 from builder.verify.report import Report
 from builder.verify.run import run_verify
 from tests.verify_reports import PLAN

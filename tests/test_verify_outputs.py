@@ -11,8 +11,9 @@ from xml.etree import ElementTree
 import pytest
 
 from builder import cli
+from builder.errors import VerifyError
 from builder.verify.junit import render_junit
-from builder.verify.options import VerifyError, VerifyOptions
+from builder.verify.options import VerifyOptions
 from builder.verify.output import check_destinations, write_files
 from builder.verify.page import render_html
 from tests.report_pages import read_page

@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 class Command(Protocol):
     """What a command module provides (a module satisfies this protocol)."""
 
-    NAME: str
-    SUMMARY: str
     __doc__: str | None  # the --help description
 
     def configure(self, parser: argparse.ArgumentParser) -> None:

@@ -8,15 +8,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from builder.build import bases
-from builder.build.service_images import MYSQL, NGINX
 from builder.engine import DockerGateway
+from builder.image import bases
+from builder.image.service_images import MYSQL, NGINX
 
 if TYPE_CHECKING:
     from builder.commands._shared import Io
-
-NAME = "base"
-SUMMARY = "make kitbuild's base images from Debian packages (mmdebstrap + docker import)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -9,11 +9,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.build import wheelhouse
-from builder.build.cache import ProbeCache, ResolveCache, WheelhouseCache, cache_root
-from builder.build.config import KitConfig, checked, parse_env_assignment
-from builder.build.context import SBOM_PATH
-from builder.build.pipeline import (
+from builder.engine import LazyGateway
+from builder.errors import KitError
+from builder.image import wheelhouse
+from builder.image.cache import ProbeCache, ResolveCache, WheelhouseCache, cache_root
+from builder.image.config import KitConfig, checked, parse_env_assignment
+from builder.image.context import SBOM_PATH
+from builder.image.pipeline import (
     BuildOptions,
     ContextDirectory,
     EngineBases,
@@ -21,15 +23,10 @@ from builder.build.pipeline import (
     NamedBases,
     build_project,
 )
-from builder.engine import LazyGateway
-from builder.errors import KitError
 
 if TYPE_CHECKING:
-    from builder.build.pipeline import BaseSource, Publisher
     from builder.commands._shared import Io
-
-NAME = "build"
-SUMMARY = "build a production image of a Django project (the default command)"
+    from builder.image.pipeline import BaseSource, Publisher
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

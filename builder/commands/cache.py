@@ -10,13 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from builder.build.cache import cache_root, clear
+from builder.image.cache import cache_root, clear
 
 if TYPE_CHECKING:
     from builder.commands._shared import Io
-
-NAME = "cache"
-SUMMARY = "show or empty the cache of fetched dependencies (cache clear)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -15,14 +15,11 @@ from typing import TYPE_CHECKING
 from builder.deploy import description
 from builder.deploy import kubernetes as _kubernetes  # noqa: F401 - registers the target
 from builder.deploy import swarm as _swarm  # noqa: F401 - registers the target
-from builder.deploy.description import DeployError
 from builder.deploy.targets import TARGETS
+from builder.errors import DeployError
 
 if TYPE_CHECKING:
     from builder.commands._shared import Io
-
-NAME = "deploy"
-SUMMARY = "render a deployment's env file for an orchestrator (swarm, kubernetes)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

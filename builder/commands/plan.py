@@ -12,13 +12,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builder.errors import PlanError
 from kitbuild_runtime import capacity
 
 if TYPE_CHECKING:
     from builder.commands._shared import Io
-
-NAME = "plan"
-SUMMARY = "compute gunicorn workers and threads for a CPU limit and a DB connection budget"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +43,7 @@ def run(args: argparse.Namespace, io: Io) -> int:
     flags = {setting.name: getattr(args, setting.name) for setting in capacity.SETTINGS}
     settings, sources = capacity.read_settings(flags, io.env)
     if not args.cgroup_root.is_dir():
-        raise capacity.PlanError(f"--cgroup-root {args.cgroup_root} is not a directory")
+        raise PlanError(f"--cgroup-root {args.cgroup_root} is not a directory")
     plan = capacity.make_plan(settings, capacity.read_limits(args.cgroup_root), sources)
     io.say(json.dumps(plan.as_dict(), indent=2) if args.json else capacity.format_table(plan))
     return 0

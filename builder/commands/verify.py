@@ -15,9 +15,9 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.build.service_images import MYSQL_IMAGE
 from builder.commands._shared import interruptible
 from builder.engine import DockerGateway
+from builder.image.service_images import MYSQL_IMAGE
 from builder.verify.junit import render_junit
 from builder.verify.load import Load
 from builder.verify.options import parse_options
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
     from builder.commands._shared import Io
     from builder.verify.load import LoadResult
     from builder.verify.server import Credentials
-
-NAME = "verify"
-SUMMARY = "prove an image keeps its connection budget under overload, against a real server"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

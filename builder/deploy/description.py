@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.errors import KitError
+from builder.errors import ConfigError, DeployError, PlanError
 from kitbuild_runtime import capacity, values
 
 if TYPE_CHECKING:
@@ -57,10 +57,6 @@ DEPLOYMENT_VARIABLES = frozenset(
 SECRET_VARIABLES = ("DATABASE_PASSWORD", "DATABASE_URL", "SECRET_KEY")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class DeployError(KitError):
-    """An env file that cannot be deployed; the message names the file and the variable."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +207,7 @@ def parse_deployment(variables: Mapping[str, str], source: Path) -> Deployment:
             if web_port_text is None
             else values.whole("WEB_PORT", web_port_text, 1, 65535, "web's published port")
         )
-    except (values.ConfigError, capacity.PlanError) as error:
+    except (ConfigError, PlanError) as error:
         raise DeployError(f"{where}: {error}") from None
     required("ALLOWED_HOSTS", "the host names the site answers to")
     return Deployment(

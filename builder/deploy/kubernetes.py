@@ -30,11 +30,11 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from builder.build.context import APP_UID
 from builder.deploy import description
-from builder.deploy.description import DeployError
 from builder.deploy.output import Rendered
 from builder.deploy.targets import TARGETS
+from builder.errors import ConfigError, DeployError, PlanError
+from builder.image.context import APP_UID
 from builder.templates import render_template
 from kitbuild_runtime import capacity, environment, values
 
@@ -153,7 +153,7 @@ def _timing(deployment: Deployment) -> Timing:
         # The preStop sleep counts inside the grace period, so a given one must cover both.
         floor = delay + graceful + 1
         if deployment.stop_grace_period < floor:
-            raise values.ConfigError(
+            raise ConfigError(
                 f"WEB_STOP_GRACE_PERIOD={variables['WEB_STOP_GRACE_PERIOD']!r} is out of "
                 f"range: seconds, above WEB_STOP_DELAY {delay} + GUNICORN_GRACEFUL_TIMEOUT "
                 f"{graceful}, {floor} to 7200"
@@ -203,7 +203,7 @@ def plan_kubernetes(deployment: Deployment) -> KubernetesDeployment:
         cpu_target = _whole(variables, "WEB_CPU_TARGET", 70, 100, "percent of WEB_CPUS")
         timing = _timing(deployment)
         port = environment.port(variables)
-    except values.ConfigError as error:
+    except ConfigError as error:
         raise DeployError(f"{where}: {error}") from None
     if min_replicas is not None and timing.grace_period > HPA_MAX_PERIOD:
         raise DeployError(
@@ -269,7 +269,7 @@ def _size(
             str(memory),
             memory_source="the pod's memory limit ((workers + 1) x KIT_WORKER_MEMORY)",
         )
-    except capacity.PlanError as error:
+    except PlanError as error:
         raise DeployError(
             f"{deployment.source}: on Kubernetes {pods.total} pods may hold connections at "
             f"once ({pods.max_replicas} KIT_REPLICAS + {pods.max_surge} KIT_MAX_SURGE + "

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from builder.deploy.description import DeployError
+from builder.errors import DeployError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -32,12 +32,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from builder.deploy import description
-from builder.deploy.description import DeployError
 from builder.deploy.output import Rendered
 from builder.deploy.targets import TARGETS
+from builder.errors import ConfigError, DeployError
 from builder.templates import render_template
 from kitbuild_runtime import environment
-from kitbuild_runtime.values import ConfigError
 
 if TYPE_CHECKING:
     from builder.deploy.description import Deployment

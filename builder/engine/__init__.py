@@ -6,20 +6,16 @@ No other module imports the Docker SDK or testcontainers; they ask
 """
 
 from builder.engine.gateway import (
-    BuildFailed,
     Container,
     ContainerSpec,
     DockerGateway,
-    DockerUnavailable,
-    EngineError,
     ExitState,
-    ImageMissing,
     ImageSummary,
     LazyGateway,
-    Missing,
     Service,
     Task,
 )
+from builder.errors import BuildFailed, DockerUnavailable, EngineError, ImageMissing, Missing
 
 __all__ = [
     "BuildFailed",

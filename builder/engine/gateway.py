@@ -27,31 +27,17 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
-from builder.errors import KitError
+from builder.errors import (
+    BuildFailed,
+    DockerUnavailable,
+    EngineError,
+    ImageMissing,
+    Missing,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
-
-
-class EngineError(KitError):
-    """The engine refused or failed a request; the message is its reason, on one line."""
-
-
-class DockerUnavailable(EngineError):
-    """The Docker engine cannot be reached."""
-
-
-class BuildFailed(EngineError):
-    """``docker build`` stopped at a step; the message names the step and the error."""
-
-
-class Missing(EngineError):
-    """The engine has no such container, image or network (any more)."""
-
-
-class ImageMissing(Missing):
-    """An image that should exist locally does not."""
 
 
 @dataclasses.dataclass(frozen=True)

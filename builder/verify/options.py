@@ -6,8 +6,8 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING
 
-from builder.build.service_images import MYSQL_IMAGE
-from builder.errors import KitError
+from builder.errors import ConfigError, VerifyError
+from builder.image.service_images import MYSQL_IMAGE
 from builder.verify.load import MAX_CONCURRENCY
 from kitbuild_runtime import values
 
@@ -16,10 +16,6 @@ if TYPE_CHECKING:
 
 #: MariaDB accepts max_connections from 10 to 100000.
 MAX_CONNECTIONS_RANGE = (10, 100_000)
-
-
-class VerifyError(KitError):
-    """A verify run cannot go on; the message says what failed and what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +59,7 @@ def parse_options(
             if concurrency is None
             else values.whole("--concurrency", concurrency, 1, MAX_CONCURRENCY, "clients at once")
         )
-    except values.ConfigError as error:
+    except ConfigError as error:
         raise VerifyError(str(error)) from None
     if not path.startswith("/") or any(c.isspace() for c in path):
         raise VerifyError(f"--path {path!r}: give a path such as /healthz or /items/?page=2")

@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.verify.options import VerifyError
+from builder.errors import VerifyError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -23,10 +23,10 @@ import http.client
 import secrets
 from typing import TYPE_CHECKING, Protocol
 
-from builder.build.service_images import MYSQL, MYSQL_IMAGE
+from builder.errors import VerifyError
+from builder.image.service_images import MYSQL, MYSQL_IMAGE
 from builder.verify.judge import MONITOR_SESSIONS, Measurements, judge
 from builder.verify.load import MAX_CONCURRENCY
-from builder.verify.options import VerifyError
 from builder.verify.report import Report
 from builder.verify.sampler import SAMPLE_INTERVAL, Sampler
 from builder.verify.server import Credentials

@@ -11,15 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from builder.errors import KitError
+from builder.errors import ServerError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
-
-
-class ServerError(KitError):
-    """The server cannot be reached, or the session to it was lost."""
 
 
 @dataclasses.dataclass(frozen=True)

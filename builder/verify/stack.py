@@ -15,8 +15,8 @@ import http.client
 import time
 from typing import TYPE_CHECKING
 
-from builder.engine import ContainerSpec, EngineError
-from builder.verify.options import VerifyError
+from builder.engine import ContainerSpec
+from builder.errors import EngineError, VerifyError
 from kitbuild_runtime import events
 
 if TYPE_CHECKING:

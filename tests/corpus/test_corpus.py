@@ -26,7 +26,7 @@ import pytest
 
 from builder import cli
 from builder.engine import DockerGateway
-from builder.verify.options import VerifyError
+from builder.errors import VerifyError
 from builder.verify.run import new_credentials
 from builder.verify.stack import VerifyStack
 from tests.corpus.corpus import (

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from builder import cli
-from builder.build.service_images import MYSQL
 from builder.engine import DockerGateway
+from builder.image.service_images import MYSQL
 
 ROOT = Path(__file__).parent.parent.parent
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import bases
 from builder.engine import DockerGateway
+from builder.image import bases
 from tests.integration.conftest import PROJECTS, ROOT, Built
 from tests.integration.test_runtime import get, logs_tail, server
 

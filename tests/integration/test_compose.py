@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from builder import cli
-from builder.build.service_images import NGINX
 from builder.engine import Container, DockerGateway
+from builder.image.service_images import NGINX
 from builder.verify.load import Load
 from builder.verify.server import ServerSession
 from kitbuild_runtime import events

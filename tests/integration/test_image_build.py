@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from builder import cli
-from builder.build import bases, wheelhouse
-from builder.engine import BuildFailed, DockerGateway
+from builder.engine import DockerGateway
+from builder.errors import BuildFailed
+from builder.image import bases, wheelhouse
 from tests.integration.conftest import PROJECTS, ROOT, TEST_REPOSITORY, Built
 
 pytestmark = pytest.mark.docker

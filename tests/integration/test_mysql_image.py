@@ -19,8 +19,8 @@ from testcontainers.community.mysql import MySqlContainer
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-from builder.build.service_images import MYSQL, MYSQL_IMAGE
 from builder.engine import DockerGateway
+from builder.image.service_images import MYSQL, MYSQL_IMAGE
 
 pytestmark = pytest.mark.docker
 

@@ -10,8 +10,8 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packaging.utils import canonicalize_name
 
-from builder.build.context import SBOM_PATH
 from builder.engine import DockerGateway
+from builder.image.context import SBOM_PATH
 from tests.integration.conftest import ROOT, Built
 
 pytestmark = pytest.mark.docker

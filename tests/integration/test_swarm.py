@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 
 from builder import cli
-from builder.build.service_images import NGINX
 from builder.deploy import description
 from builder.engine import Container, DockerGateway, Service
+from builder.image.service_images import NGINX
 from builder.verify.load import Load, LoadResult
 from builder.verify.server import ServerSession
 from kitbuild_runtime import events

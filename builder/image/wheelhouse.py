@@ -35,17 +35,13 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from builder.build import locks
-from builder.errors import KitError
+from builder.errors import KitError, ResolveError
+from builder.image import locks
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from builder.engine import DockerGateway
-
-
-class ResolveError(KitError):
-    """A requirement cannot be fetched for the image's Python and platform."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ file named with ``--requirements`` or ``[tool.kitbuild] requirements`` comes fir
 :func:`read_declared` reads the files into a :class:`Declared`. Which packages the image
 gets depends on the image's Python, known only later, so :meth:`Declared.select` takes
 the target: a lock (or a requirements file with ``--hash`` lines) gives exact pins, with
-markers evaluated for the target (:mod:`builder.build.locks`); any other source gives
+markers evaluated for the target (:mod:`builder.image.locks`); any other source gives
 requirement lines that the resolver turns into pins for the target.
 """
 
@@ -25,17 +25,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from builder.build import locks
-from builder.errors import KitError
+from builder.errors import LockError, ProjectError
+from builder.image import locks
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Mapping, Sequence
 
 LOCKS = ("uv.lock", "poetry.lock", "Pipfile.lock", "pylock.toml")
-
-
-class ProjectError(KitError):
-    """The directory is not a Django project kitbuild can build."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +128,7 @@ def _uv(declared: Declared, target: locks.Target, groups: Collection[str]) -> li
         for line in project.get("dependencies", []):
             name = canonicalize_name(_requirement(line, declared.manifest).name)
             if name not in recorded:
-                raise locks.LockError(
+                raise LockError(
                     f"{declared.source} does not match {declared.manifest}: {name} is not in "
                     "the lock; re-lock the project (uv lock)"
                 )

@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING
 
 import kitbuild_runtime
 from builder import __version__
-from builder.build.config import KitConfig
-from builder.build.steps import BuildSteps
+from builder.image.config import KitConfig
+from builder.image.steps import BuildSteps
 from builder.templates import render_template
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from builder.build.created import Created
-    from builder.build.project import Project
+    from builder.image.created import Created
+    from builder.image.project import Project
 
 #: The fixed, non-root user the app runs as.
 APP_UID = 10001
@@ -44,7 +44,7 @@ RUNTIME_PATH = "/opt/venv/kitbuild"
 #: The build stage's tools (the installer, the SBOM tool and its script), beside the wheels.
 TOOLS_FOLDER = "kitbuild/tools"
 
-_IMAGES = resources.files("builder.images")
+_IMAGES = resources.files("builder.definitions")
 
 
 @dataclasses.dataclass(frozen=True)

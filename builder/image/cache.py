@@ -32,8 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.build import locks, wheelhouse
-from builder.errors import KitError
+from builder.errors import CorruptEntry, KitError
+from builder.image import locks, wheelhouse
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -56,10 +56,6 @@ def cache_root(env: Mapping[str, str]) -> Path:
 Fetch = Callable[..., wheelhouse.Wheelhouse]
 #: The pipeline's resolver: requirement lines and a target in (constraints optional), pins out.
 Resolve = Callable[..., list[locks.Pin]]
-
-
-class CorruptEntry(Exception):
-    """An entry that must not be used (a read that found it damaged or incomplete)."""
 
 
 def sha256_file(path: Path) -> str:

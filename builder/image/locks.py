@@ -24,14 +24,10 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from builder.errors import KitError
+from builder.errors import LockError
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Iterator, Sequence
-
-
-class LockError(KitError):
-    """A lock kitbuild cannot install for the image: unreadable, stale, or for another Python."""
 
 
 @dataclasses.dataclass(frozen=True)

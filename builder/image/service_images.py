@@ -14,18 +14,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.build import bases
-from builder.errors import KitError
+from builder.errors import ServiceImageError
+from builder.image import bases
 from builder.templates import render_template
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from builder.engine import DockerGateway
-
-
-class ServiceImageError(KitError):
-    """A service image cannot be made."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +35,7 @@ class ServiceImage:
     digest_label: str
 
     def _source(self, name: str) -> bytes:
-        return resources.files("builder.images").joinpath(self.directory, name).read_bytes()
+        return resources.files("builder.definitions").joinpath(self.directory, name).read_bytes()
 
     def digest(self, base_image: str, suite: str) -> str:
         """A digest of the template, the files and the base, to notice a stale image."""

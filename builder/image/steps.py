@@ -18,14 +18,14 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING
 
-from builder.build.project import SKIPPED_DIRS
+from builder.image.project import SKIPPED_DIRS
 from kitbuild_runtime.buildsteps import plan_argument
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from builder.build.config import KitConfig
-    from builder.build.project import Project
+    from builder.image.config import KitConfig
+    from builder.image.project import Project
 
 #: The Debian package with msgfmt, which Django's compilemessages runs.
 GETTEXT = "gettext"
@@ -55,7 +55,7 @@ class SystemPackages:
     runtime: tuple[str, ...] = ()
 
     def by_kind(self) -> dict[str, tuple[str, ...]]:
-        """The packages keyed by base kind, as :func:`builder.build.bases.ensure_suite` takes."""
+        """The packages keyed by base kind, as :func:`builder.image.bases.ensure_suite` takes."""
         return {"build": self.build, "runtime": self.runtime}
 
     def __bool__(self) -> bool:

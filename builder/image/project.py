@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from builder.build.dependencies import (
+from builder.errors import ProjectError
+from builder.image.dependencies import (
     Declared,
-    ProjectError,
     RequirementLine,
     parse_pyproject_dependencies,
     parse_requirements,
@@ -27,7 +27,7 @@ from builder.build.dependencies import (
     read_text,
 )
 
-# Reading requirement files moved to builder.build.dependencies; these stay importable here.
+# Reading requirement files moved to builder.image.dependencies; these stay importable here.
 __all__ = [
     "MYSQL_DRIVERS",
     "SKIPPED_DIRS",

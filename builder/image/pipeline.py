@@ -27,13 +27,12 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from builder import __version__
-from builder.build import bases, context, dependencies, hints, locks, steps, wheelhouse
-from builder.build.cache import ProbeCache
-from builder.build.config import KitConfig, read_config
-from builder.build.created import image_created
-from builder.build.project import MYSQL_DRIVERS, Project, find_project_dirs, inspect_project
-from builder.engine import BuildFailed
-from builder.errors import KitError
+from builder.errors import BaseImageError, BuildFailed, KitError, ResolveError, TagError
+from builder.image import bases, context, dependencies, hints, locks, steps, wheelhouse
+from builder.image.cache import ProbeCache
+from builder.image.config import KitConfig, read_config
+from builder.image.created import image_created
+from builder.image.project import MYSQL_DRIVERS, Project, find_project_dirs, inspect_project
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping, Sequence
@@ -57,10 +56,6 @@ _TAG = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
 )
-
-
-class TagError(KitError):
-    """An image tag Docker would refuse."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +178,7 @@ def check_complete(
     if missing:
         first = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise wheelhouse.ResolveError(
+        raise ResolveError(
             f"{source} does not pin {first.name}, which "
             f"{first.needed_by} needs on the image's Python {target.python_full} "
             f"({first.requirement}){more}: lock for Python {target.python_full} on Linux "
@@ -202,11 +197,9 @@ def choose_suite(project: Project, asked: str | None = None) -> bases.SuiteSpec:
     if asked is not None:
         known = {spec.name: spec for spec in bases.suites()}
         if asked not in known:
-            raise bases.BaseImageError(
-                f"suite {asked!r}: kitbuild's base suites are {', '.join(known)}"
-            )
+            raise BaseImageError(f"suite {asked!r}: kitbuild's base suites are {', '.join(known)}")
         if Version(known[asked].python) < Version(suite.python):
-            raise bases.BaseImageError(
+            raise BaseImageError(
                 f"suite {asked}: its Python {known[asked].python} cannot run "
                 f"{project.django_requirement}; use suite {suite.name} or newer"
             )
@@ -226,7 +219,7 @@ def image_labels(
 ) -> dict[str, str]:
     """OCI and kitbuild labels; none of them carries anything secret.
 
-    ``org.opencontainers.image.created`` is not here: :mod:`builder.build.created` decides
+    ``org.opencontainers.image.created`` is not here: :mod:`builder.image.created` decides
     its value and its place in the Dockerfile.
     """
     return {
@@ -270,14 +263,14 @@ def build_project(
     translations = steps.has_translations(project.root)
     packages = steps.system_packages(config, translations=translations)
     if options.base_image is not None and config.suite is not None:
-        raise bases.BaseImageError(
+        raise BaseImageError(
             f"--base-image {options.base_image} and suite {config.suite} both choose the base; "
             "give one of them"
         )
     if options.base_image is not None:
         asked = (*config.build_packages, *config.runtime_packages)
         if asked:
-            raise bases.BaseImageError(
+            raise BaseImageError(
                 f"--base-image {options.base_image}: kitbuild cannot add Debian packages "
                 f"({', '.join(asked)}) to your own image; install them in it, or leave out "
                 "--base-image to use kitbuild's bases"

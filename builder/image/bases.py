@@ -20,16 +20,12 @@ from typing import TYPE_CHECKING, Protocol
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from builder.errors import KitError
+from builder.errors import BaseImageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from builder.engine import DockerGateway
-
-
-class BaseImageError(KitError):
-    """A base image cannot be found or made."""
 
 
 class Runner(Protocol):
@@ -65,7 +61,7 @@ class SuiteSpec:
 
 
 def _definitions() -> Mapping[str, object]:
-    text = resources.files("builder.images").joinpath("base/bases.toml").read_text()
+    text = resources.files("builder.definitions").joinpath("base/bases.toml").read_text()
     return tomllib.loads(text)
 
 

@@ -13,14 +13,10 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.errors import KitError
+from builder.errors import BuildConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-
-
-class ConfigError(KitError):
-    """The ``[tool.kitbuild]`` table or a build flag says something kitbuild cannot use."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,23 +95,25 @@ def parse_tool_table(text: str, source: str) -> KitConfig:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{source} is not valid TOML: {error}") from None
+        raise BuildConfigError(f"{source} is not valid TOML: {error}") from None
     tool = document.get("tool", {})
     table = tool.get("kitbuild") if isinstance(tool, dict) else None
     if table is None:
         return KitConfig()
     where = f"{source} [tool.kitbuild]"
     if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
+        raise BuildConfigError(f"{where} must be a table")
     for key in table:
         if key not in KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}; the keys are {', '.join(KEYS)}")
+            raise BuildConfigError(f"{where}: unknown key {key!r}; the keys are {', '.join(KEYS)}")
     collectstatic = table.get("collectstatic")
     if collectstatic is not None and not isinstance(collectstatic, bool):
-        raise ConfigError(f"{where}: collectstatic must be true or false")
+        raise BuildConfigError(f"{where}: collectstatic must be true or false")
     env = table.get("build-env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise ConfigError(f'{where}: build-env must be a table of strings, e.g. {{ DEBUG = "0" }}')
+        raise BuildConfigError(
+            f'{where}: build-env must be a table of strings, e.g. {{ DEBUG = "0" }}'
+        )
     return checked(
         KitConfig(
             settings=_string(table, "settings", where),
@@ -136,40 +134,40 @@ def parse_env_assignment(text: str) -> tuple[str, str]:
     """``KEY=VALUE`` (a --build-env flag) as a pair; the value may be empty."""
     name, sep, value = text.partition("=")
     if not sep or not _ENV_NAME.match(name):
-        raise ConfigError(f"--build-env {text!r}: write it as NAME=VALUE, e.g. DEBUG=0")
+        raise BuildConfigError(f"--build-env {text!r}: write it as NAME=VALUE, e.g. DEBUG=0")
     return name, value
 
 
 def checked(config: KitConfig, where: str) -> KitConfig:
-    """The config, if every value in it is usable; else ConfigError naming the first bad one."""
+    """The config, if every value in it is usable; else BuildConfigError naming the first."""
     if config.settings is not None and not _MODULE.match(config.settings):
-        raise ConfigError(f"{where}: settings {config.settings!r} is not a dotted module name")
+        raise BuildConfigError(f"{where}: settings {config.settings!r} is not a dotted module name")
     for name in (*config.build_packages, *config.runtime_packages):
         if not _DEBIAN_PACKAGE.match(name):
-            raise ConfigError(
+            raise BuildConfigError(
                 f"{where}: {name!r} is not a Debian package name "
                 "(lower-case letters, digits, '+', '-', '.'), e.g. libpq-dev"
             )
     for name, _ in config.build_env:
         if not _ENV_NAME.match(name):
-            raise ConfigError(f"{where}: build-env name {name!r} is not a variable name")
+            raise BuildConfigError(f"{where}: build-env name {name!r} is not a variable name")
     for command in config.build_commands:
         if not command.strip():
-            raise ConfigError(f"{where}: a build command is empty")
+            raise BuildConfigError(f"{where}: a build command is empty")
     return config
 
 
 def _string(table: Mapping[str, object], key: str, where: str) -> str | None:
     value = table.get(key)
     if value is not None and not (isinstance(value, str) and value):
-        raise ConfigError(f"{where}: {key} must be a non-empty string")
+        raise BuildConfigError(f"{where}: {key} must be a non-empty string")
     return value
 
 
 def _strings(table: Mapping[str, object], key: str, where: str) -> tuple[str, ...]:
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f'{where}: {key} must be a list of strings, e.g. {key} = ["..."]')
+        raise BuildConfigError(f'{where}: {key} must be a list of strings, e.g. {key} = ["..."]')
     return tuple(value)
 
 
@@ -189,7 +187,7 @@ def read_config(root: Path, app_dir: Path | None = None) -> KitConfig:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise ConfigError(f"cannot read {path}: {reason}") from None
+            raise BuildConfigError(f"cannot read {path}: {reason}") from None
         config = parse_tool_table(text, _relative(path, root))
         if config != KitConfig():
             return config
