@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from builder.commands import COMMANDS
+
 _PROBE = """
 import contextlib, io, json, sys
 from builder import cli
@@ -43,8 +45,6 @@ def test_version_and_help_import_no_command(argv: list[str]) -> None:
 
 def test_help_lists_every_command_with_its_summary() -> None:
     """The top-level help names each command and its summary without importing it."""
-    from builder.commands import COMMANDS
-
     report = _run(["--help"])
 
     words = " ".join(str(report["out"]).split())  # argparse wraps the summaries
