@@ -57,6 +57,14 @@ def listing(env: Mapping[str, str], name: str) -> list[str] | None:
 
 # ----------------------------------------------------------------------------- database
 
+#: The port a MySQL server listens on unless DATABASE_PORT (or DATABASE_URL) says otherwise.
+MYSQL_PORT = 3306
+
+
+def database_port(env: Mapping[str, str]) -> int:
+    """DATABASE_PORT: the server's port, MySQL's own when unset."""
+    return whole(env, "DATABASE_PORT", MYSQL_PORT, 1, 65535, meaning="the server's port")
+
 
 def database(env: Mapping[str, str]) -> dict[str, Any]:
     """Django's DATABASES["default"] from DATABASE_URL or the DATABASE_HOST family."""
@@ -66,7 +74,7 @@ def database(env: Mapping[str, str]) -> dict[str, Any]:
     elif value(env, "DATABASE_HOST") is not None:
         fields = {
             "HOST": value(env, "DATABASE_HOST"),
-            "PORT": whole(env, "DATABASE_PORT", 3306, 1, 65535, meaning="the server's port"),
+            "PORT": database_port(env),
             "NAME": value(env, "DATABASE_NAME"),
             "USER": value(env, "DATABASE_USER"),
             "PASSWORD": value(env, "DATABASE_PASSWORD") or "",
@@ -96,7 +104,7 @@ def _parse_url(url: str) -> dict[str, Any]:
     hint = "DATABASE_URL must look like mysql://USER:PASSWORD@HOST:3306/NAME"
     try:
         parts = urllib.parse.urlsplit(url)
-        port = parts.port or 3306
+        port = parts.port or MYSQL_PORT
     except ValueError:
         raise ConfigError(f"{hint} (the port is not a number from 1 to 65535)") from None
     if parts.scheme not in {"mysql", "mariadb"}:
@@ -173,13 +181,41 @@ def port(env: Mapping[str, str]) -> int:
     return whole(env, "PORT", 8000, 1, 65535, meaning="the port gunicorn listens on")
 
 
+def graceful_timeout(env: Mapping[str, str]) -> int:
+    """GUNICORN_GRACEFUL_TIMEOUT: seconds a stopping worker has to finish its requests."""
+    return whole(
+        env,
+        "GUNICORN_GRACEFUL_TIMEOUT",
+        60,
+        1,
+        3600,
+        meaning="seconds a stopping worker finishes its requests",
+    )
+
+
+#: The paths the WSGI callable answers itself (wsgi.py): readiness (a SELECT 1 through the
+#: database) and liveness (the process only). KIT_HEALTH_PATH and KIT_LIVE_PATH move them.
+HEALTH_PATH = "/healthz"
+LIVE_PATH = "/livez"
+
+
+def health_path(env: Mapping[str, str]) -> str:
+    """KIT_HEALTH_PATH: the path that answers 200 while the database does (readiness)."""
+    return value(env, "KIT_HEALTH_PATH") or HEALTH_PATH
+
+
+def live_path(env: Mapping[str, str]) -> str:
+    """KIT_LIVE_PATH: the path that answers 200 while a worker can serve (liveness)."""
+    return value(env, "KIT_LIVE_PATH") or LIVE_PATH
+
+
 def gunicorn_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """The seed's gunicorn settings, each overridable by a GUNICORN_* variable."""
     timeout = whole(env, "GUNICORN_TIMEOUT", 60, 1, 3600, meaning="seconds")
     settings: dict[str, Any] = {
         "backlog": whole(env, "GUNICORN_BACKLOG", 2048, 1, 65535, meaning="queued connections"),
         "timeout": timeout,
-        "graceful_timeout": whole(env, "GUNICORN_GRACEFUL_TIMEOUT", 60, 1, 3600, meaning="seconds"),
+        "graceful_timeout": graceful_timeout(env),
         "keepalive": whole(env, "GUNICORN_KEEPALIVE", 30, 0, 3600, meaning="seconds"),
         "max_requests": whole(
             env,

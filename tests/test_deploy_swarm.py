@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from builder import cli
-from builder.deploy import description, swarm
+from builder.deploy import description, swarm, targets
 from tests.test_deploy_description import DEPLOY, with_changes
 
 
@@ -221,10 +221,8 @@ def test_the_rendered_file_is_what_swarm_module_renders(tmp_path: Path, secrets_
     assert 0 == code
     assert text == out.read_text()
     assert ["stack.yaml"] == [p.name for p in out.parent.iterdir()]
-    assert (
-        text
-        == swarm.render(description.load(env)).files[f"{description.load(env).name}.stack.yaml"]
-    )
+    deployment = description.load(env)
+    assert text == targets.render(swarm, deployment).files[f"{deployment.name}.stack.yaml"]
 
 
 @pytest.mark.parametrize(

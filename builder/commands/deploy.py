@@ -12,10 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.deploy import description
-from builder.deploy import kubernetes as _kubernetes  # noqa: F401 - registers the target
-from builder.deploy import swarm as _swarm  # noqa: F401 - registers the target
-from builder.deploy.targets import TARGETS
+from builder.deploy import description, targets
 from builder.errors import DeployError
 
 if TYPE_CHECKING:
@@ -43,11 +40,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, io: Io) -> int:
     """Check the target and the env file, render, write whole or not at all."""
-    target = TARGETS.get(args.target)
+    target = targets.TARGETS.get(args.target)
     if target is None:
-        known = ", ".join(sorted(TARGETS)) or "none yet"
+        known = ", ".join(sorted(targets.TARGETS)) or "none yet"
         raise DeployError(f"unknown deploy target {args.target!r}: use one of {known}")
-    rendered = target.render(description.load(args.env_file))
+    rendered = targets.render(target, description.load(args.env_file))
     where = rendered.write(args.output, io.out)
     for note in rendered.notes:
         io.progress(f"kitbuild: note: {note}")

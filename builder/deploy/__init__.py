@@ -1,8 +1,9 @@
 """The deploy stage: one deployment (its env file), rendered for each engine.
 
     description   read and check an env file; plan the deployment as its containers will
+    contract      what every engine says alike (app environment, secrets, probes, timing)
     output        write what a target renders, whole or not at all
-    <target>      one module per engine: ``render(deployment) -> Rendered``
+    <target>      one module per engine: ``VARIABLES``, ``render(contract) -> Rendered``
 
-Targets are listed in :data:`builder.deploy.targets.TARGETS`.
+The targets are listed in :data:`builder.deploy.targets.LISTED`, and only there.
 """

@@ -16,16 +16,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.errors import ConfigError, DeployError, PlanError
-from kitbuild_runtime import capacity, values
+from kitbuild_runtime import capacity, environment, values
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+#: The server's root password: only a deployment that runs its own server uses it.
+ROOT_SECRET = "db_root_password"
+#: The app's secret files, by the variable the app reads each as (through its *_FILE form).
+APP_SECRETS = {"DATABASE_PASSWORD": "db_password", "SECRET_KEY": "secret_key"}
 #: The secret files a deployment's SECRETS_DIR holds (deploy/make-secrets makes them).
-SECRET_FILES = ("db_root_password", "db_password", "secret_key")
+SECRET_FILES = (ROOT_SECRET, *APP_SECRETS.values())
+
+#: compose.yaml's WEB_STOP_GRACE_PERIOD when the file leaves it unset, in seconds.
+STOP_GRACE_PERIOD = 70
 
 #: Variables that describe the deployment to kitbuild and compose, not to the app: they
-#: stay out of the app containers' environment, so changing one restarts no replica.
+#: stay out of the app containers' environment, so changing one restarts no replica. Each
+#: target adds its own (its VARIABLES); builder.deploy.targets keeps them all out.
 DEPLOYMENT_VARIABLES = frozenset(
     {
         "DEPLOY_ENV_FILE",
@@ -42,13 +50,6 @@ DEPLOYMENT_VARIABLES = frozenset(
         "WEB_STOP_GRACE_PERIOD",
         "PROXY_ADDRESS",
         "PROXY_PORT",
-        # Swarm only (builder/deploy/swarm.py).
-        "SWARM_ENDPOINT_MODE",
-        # Kubernetes only (builder/deploy/kubernetes.py).
-        "WEB_MIN_REPLICAS",
-        "WEB_CPU_TARGET",
-        "WEB_STOP_DELAY",
-        "KUBERNETES_SECRET",
     }
 )
 
@@ -96,9 +97,8 @@ class Deployment:
     secrets_dir: Path
     proxy: Proxy | None
     plan: capacity.Plan
-    # Added for the rolling updates of orchestrators (defaults: compose.yaml's).
-    stop_grace_period: int = 70  # WEB_STOP_GRACE_PERIOD, seconds: SIGTERM to SIGKILL
-    graceful_timeout: int = 60  # GUNICORN_GRACEFUL_TIMEOUT: a stopping worker's last request
+    # Added for the rolling updates of orchestrators.
+    stop_grace_period: int | None = None  # WEB_STOP_GRACE_PERIOD, seconds; None when unset
     web_port: int | None = None  # WEB_PORT: where web is published when there is no proxy
 
 
@@ -170,9 +170,7 @@ def parse_deployment(variables: Mapping[str, str], source: Path) -> Deployment:
         database = Database(
             image=None if external else given("DB_IMAGE") or "kitbuild/mysql:latest",
             host=external or "db",
-            port=values.whole(
-                "DATABASE_PORT", given("DATABASE_PORT") or "3306", 1, 65535, "the server's port"
-            ),
+            port=environment.database_port(variables),
             name=required("DATABASE_NAME", "the database the app uses"),
             user=required("DATABASE_USER", "the account the app logs in as"),
             max_connections=max_connections,
@@ -187,19 +185,17 @@ def parse_deployment(variables: Mapping[str, str], source: Path) -> Deployment:
                 ),
             )
         plan = plan_for(variables, web_cpus, memory_text)
-        graceful_timeout = values.whole(
-            "GUNICORN_GRACEFUL_TIMEOUT",
-            given("GUNICORN_GRACEFUL_TIMEOUT") or "60",
-            1,
-            3600,
-            "seconds a stopping worker finishes its requests",
-        )
-        stop_grace_period = values.duration(
-            "WEB_STOP_GRACE_PERIOD",
-            given("WEB_STOP_GRACE_PERIOD") or "70s",
-            1,
-            3600,
-            "time from SIGTERM to SIGKILL for a web container",
+        grace_text = given("WEB_STOP_GRACE_PERIOD")
+        stop_grace_period = (
+            None
+            if grace_text is None
+            else values.duration(
+                "WEB_STOP_GRACE_PERIOD",
+                grace_text,
+                1,
+                3600,
+                "time from SIGTERM to SIGKILL for a web container",
+            )
         )
         web_port_text = given("WEB_PORT")
         web_port = (
@@ -224,7 +220,6 @@ def parse_deployment(variables: Mapping[str, str], source: Path) -> Deployment:
         proxy=proxy,
         plan=plan,
         stop_grace_period=stop_grace_period,
-        graceful_timeout=graceful_timeout,
         web_port=web_port,
     )
 
@@ -273,19 +268,6 @@ def check_no_secret_values(deployment: Deployment) -> None:
                 f"into the deployment's files: remove it and keep the secret in "
                 f"{deployment.secrets_dir} (deploy/make-secrets), read through *_FILE"
             )
-
-
-def app_variables(deployment: Deployment) -> dict[str, str]:
-    """The env file's variables the app containers get: all but the deployment's own.
-
-    Empty values are left out (the image treats them as unset). The engine adds the
-    database's address and the *_FILE paths of its secrets.
-    """
-    return {
-        name: text
-        for name, text in deployment.variables.items()
-        if name not in DEPLOYMENT_VARIABLES and text.strip()
-    }
 
 
 def load(path: Path) -> Deployment:

@@ -16,8 +16,10 @@ The pods that can hold database connections at once are counted by one rule
 
 Peak pods = maxReplicas + maxSurge + stopping pods. The pods plan with exactly that count
 (their ConfigMap's ``KIT_REPLICAS`` and ``KIT_MAX_SURGE``), and an env file whose budget
-cannot give each of them one thread is refused. No manifest text lives here: the files are
-rendered from ``images/deploy/kubernetes/*.j2``.
+cannot give each of them one thread is refused. What every engine says alike (the app's
+environment, the secret paths, the probes' paths, the start-up window, the grace period)
+comes from the deploy contract (:mod:`builder.deploy.contract`). No manifest text lives
+here: the files are rendered from ``images/deploy/kubernetes/*.j2``.
 """
 
 from __future__ import annotations
@@ -27,12 +29,10 @@ import hashlib
 import json
 import math
 import re
-import sys
 from typing import TYPE_CHECKING
 
 from builder.deploy import description
 from builder.deploy.output import Rendered
-from builder.deploy.targets import TARGETS
 from builder.errors import ConfigError, DeployError, PlanError
 from builder.image.context import APP_UID
 from builder.templates import render_template
@@ -41,23 +41,18 @@ from kitbuild_runtime import capacity, environment, values
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from builder.deploy.contract import Contract
     from builder.deploy.description import Deployment
 
 NAME = "kubernetes"
 SUMMARY = "a directory for `kubectl apply -k`: Deployment, migration Job, Service, PDB, HPA"
+#: The env-file variables only this target reads (kept out of the app's environment).
+VARIABLES = frozenset({"WEB_MIN_REPLICAS", "WEB_CPU_TARGET", "WEB_STOP_DELAY", "KUBERNETES_SECRET"})
 
 TEMPLATES = "deploy/kubernetes"
 
-#: Where the Secret is mounted, and the files the app reads from it (*_FILE variables).
-SECRETS_MOUNT = "/run/secrets"
-SECRET_KEYS = {"DATABASE_PASSWORD_FILE": "db_password", "SECRET_KEY_FILE": "secret_key"}
-
 #: Seconds between startup probes; the startup window is a whole number of them.
 STARTUP_PERIOD = 5
-#: Seconds for Django's setup and gunicorn's start, after the waits, before the first answer.
-STARTUP_MARGIN = 60
-#: Seconds between the end of gunicorn's graceful timeout and the kubelet's SIGKILL.
-GRACE_MARGIN = 10
 #: The longest period an HPA scaling policy may have (autoscaling/v2).
 HPA_MAX_PERIOD = 1800
 
@@ -120,9 +115,9 @@ class Timing:
 
 @dataclasses.dataclass(frozen=True)
 class KubernetesDeployment:
-    """Everything the manifests say, computed once from a Deployment."""
+    """Everything the manifests say beyond the contract, computed once from it."""
 
-    deployment: Deployment
+    contract: Contract
     name: str
     pods: Pods
     timing: Timing
@@ -132,8 +127,6 @@ class KubernetesDeployment:
     config: Mapping[str, str]  # the ConfigMap: the app's environment, as each pod sees it
     secret: str
     port: int
-    health_path: str
-    live_path: str
     plan: capacity.Plan  # what every pod computes from its config and limits
 
 
@@ -143,25 +136,12 @@ def _whole(variables: Mapping[str, str], name: str, default: int, high: int, mea
     return default if not text else values.whole(name, text, 1, high, meaning)
 
 
-def _timing(deployment: Deployment) -> Timing:
+def _timing(contract: Contract, delay: int) -> Timing:
     """The stop delay, gunicorn's graceful timeout and the grace period that covers both."""
-    variables = deployment.variables
-    graceful = deployment.graceful_timeout
-    delay = _whole(variables, "WEB_STOP_DELAY", 5, 300, "seconds before SIGTERM (preStop)")
-    grace = delay + graceful + GRACE_MARGIN
-    if variables.get("WEB_STOP_GRACE_PERIOD", "").strip():
-        # The preStop sleep counts inside the grace period, so a given one must cover both.
-        floor = delay + graceful + 1
-        if deployment.stop_grace_period < floor:
-            raise ConfigError(
-                f"WEB_STOP_GRACE_PERIOD={variables['WEB_STOP_GRACE_PERIOD']!r} is out of "
-                f"range: seconds, above WEB_STOP_DELAY {delay} + GUNICORN_GRACEFUL_TIMEOUT "
-                f"{graceful}, {floor} to 7200"
-            )
-        grace = deployment.stop_grace_period
-    waits = environment.wait_timeout(variables) + environment.migration_wait_timeout(variables)
-    failures = math.ceil((waits + STARTUP_MARGIN) / STARTUP_PERIOD)
-    return Timing(delay, graceful, grace, failures)
+    # The preStop sleep counts inside the grace period, so the period must cover both.
+    grace = contract.grace_period(stop_delay=delay)
+    failures = math.ceil(contract.startup_window / STARTUP_PERIOD)
+    return Timing(delay, contract.graceful_timeout, grace, failures)
 
 
 def _memory_quantity(count: int) -> str:
@@ -181,12 +161,12 @@ def _check_name(deployment: Deployment) -> str:
     return deployment.name
 
 
-def plan_kubernetes(deployment: Deployment) -> KubernetesDeployment:
+def plan_kubernetes(contract: Contract) -> KubernetesDeployment:
     """Count the pods, size them, and check the budget holds them all; DeployError if not."""
+    deployment = contract.deployment
     where = deployment.source
     variables = deployment.variables
     name = _check_name(deployment)
-    description.check_no_secret_values(deployment)
     try:
         min_text = variables.get("WEB_MIN_REPLICAS", "").strip()
         min_replicas = (
@@ -201,10 +181,11 @@ def plan_kubernetes(deployment: Deployment) -> KubernetesDeployment:
             )
         )
         cpu_target = _whole(variables, "WEB_CPU_TARGET", 70, 100, "percent of WEB_CPUS")
-        timing = _timing(deployment)
-        port = environment.port(variables)
+        delay = _whole(variables, "WEB_STOP_DELAY", 5, 300, "seconds before SIGTERM (preStop)")
+        port = environment.port(contract.environment)
     except ConfigError as error:
         raise DeployError(f"{where}: {error}") from None
+    timing = _timing(contract, delay)
     if min_replicas is not None and timing.grace_period > HPA_MAX_PERIOD:
         raise DeployError(
             f"{where}: the grace period {timing.grace_period} s is longer than an "
@@ -219,20 +200,14 @@ def plan_kubernetes(deployment: Deployment) -> KubernetesDeployment:
         )
     pods = count_pods(deployment.replicas, deployment.surge, min_replicas)
     config = {
-        **description.app_variables(deployment),
-        "DATABASE_HOST": deployment.database.host,
-        "DATABASE_PORT": str(deployment.database.port),
-        "DATABASE_NAME": deployment.database.name,
-        "DATABASE_USER": deployment.database.user,
-        "DATABASE_MAX_CONNECTIONS": str(deployment.database.max_connections),
+        **contract.environment,
         # The pods plan for every pod at once: see count_pods.
         "KIT_REPLICAS": str(pods.max_replicas),
         "KIT_MAX_SURGE": str(pods.max_surge + pods.stopping),
-        **{variable: f"{SECRETS_MOUNT}/{key}" for variable, key in SECRET_KEYS.items()},
     }
     memory, plan = _size(deployment, config, pods)
     return KubernetesDeployment(
-        deployment=deployment,
+        contract=contract,
         name=name,
         pods=pods,
         timing=timing,
@@ -242,8 +217,6 @@ def plan_kubernetes(deployment: Deployment) -> KubernetesDeployment:
         config=dict(sorted(config.items())),
         secret=variables.get("KUBERNETES_SECRET", "").strip() or f"{name}-secrets",
         port=port,
-        health_path=variables.get("KIT_HEALTH_PATH", "").strip() or "/healthz",
-        live_path=variables.get("KIT_LIVE_PATH", "").strip() or "/livez",
         plan=plan,
     )
 
@@ -284,11 +257,13 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def render(deployment: Deployment) -> Rendered:
+def render(contract: Contract) -> Rendered:
     """The kustomization and its manifests, every number from :func:`plan_kubernetes`."""
-    kube = plan_kubernetes(deployment)
+    kube = plan_kubernetes(contract)
+    deployment = contract.deployment
     config_hash = _digest(kube.config)
     context = {
+        "contract": contract,
         "kube": kube,
         "pods": kube.pods,
         "timing": kube.timing,
@@ -313,6 +288,3 @@ def render(deployment: Deployment) -> Rendered:
         f"{TEMPLATES}/kustomization.yaml.j2", resources=names, **context
     )
     return Rendered(files, directory=True)
-
-
-TARGETS[NAME] = sys.modules[__name__]

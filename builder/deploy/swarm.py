@@ -2,8 +2,10 @@
 
 The stack (``images/deploy/swarm-stack.yaml.j2``) runs what compose.yaml runs: the app's
 ``web`` replicas with the env file's CPU limit, its own server (unless DATABASE_HOST names
-an external one), a one-shot ``migrate`` job per deploy, and the optional proxy. The
-numbers come from the deployment's plan, the same one every web container computes.
+an external one), a one-shot ``migrate`` job per deploy, and the optional proxy. What every
+engine says alike (the app's environment, the secret paths, the start-up window, the grace
+period, the plan) comes from the deploy contract (:mod:`builder.deploy.contract`); this
+module adds Swarm's own: the update policy, the endpoint mode, the secrets' host files.
 
 Rolling updates. With KIT_MAX_SURGE above 0 a web update is ``start-first`` with
 ``parallelism`` = KIT_MAX_SURGE: each replacement starts, becomes healthy, then its old
@@ -28,21 +30,21 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import sys
 from typing import TYPE_CHECKING, Any
 
 from builder.deploy import description
 from builder.deploy.output import Rendered
-from builder.deploy.targets import TARGETS
-from builder.errors import ConfigError, DeployError
+from builder.errors import DeployError
 from builder.templates import render_template
-from kitbuild_runtime import environment
 
 if TYPE_CHECKING:
+    from builder.deploy.contract import Contract
     from builder.deploy.description import Deployment
 
 NAME = "swarm"
 SUMMARY = "a stack file for `docker stack deploy` (stdout, or -o FILE)"
+#: The env-file variables only this target reads (kept out of the app's environment).
+VARIABLES = frozenset({"SWARM_ENDPOINT_MODE"})
 
 TEMPLATE = "deploy/swarm-stack.yaml.j2"
 
@@ -53,12 +55,6 @@ DEFAULT_ENDPOINT_MODE = "dnsrr"
 #: Seconds Swarm watches each replaced task for a failure before it counts as updated:
 #: three failed health checks at a 5 s interval, with room to spare.
 MONITOR_SECONDS = 30
-
-#: Seconds a web replica may take to listen once the server and schema are ready.
-BOOT_SECONDS = 60
-
-#: Where the secrets appear in every container (Swarm's default target directory).
-SECRETS_DIRECTORY = "/run/secrets"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,13 +85,11 @@ class SecretFile:
     path: str
 
 
-def update_policy(deployment: Deployment) -> UpdatePolicy:
+def update_policy(deployment: Deployment, grace_period: int) -> UpdatePolicy:
     """The web service's update (and rollback) settings for this deployment's surge."""
     if deployment.surge == 0:
         return UpdatePolicy(1, "stop-first", 0, MONITOR_SECONDS)
-    return UpdatePolicy(
-        deployment.surge, "start-first", deployment.stop_grace_period, MONITOR_SECONDS
-    )
+    return UpdatePolicy(deployment.surge, "start-first", grace_period, MONITOR_SECONDS)
 
 
 def endpoint_mode(deployment: Deployment) -> str:
@@ -110,36 +104,12 @@ def endpoint_mode(deployment: Deployment) -> str:
     return text
 
 
-def start_period(deployment: Deployment) -> int:
-    """Seconds web's health check forgives: the server wait, the schema wait, the boot."""
-    try:
-        waits = environment.wait_timeout(deployment.variables)
-        waits += environment.migration_wait_timeout(deployment.variables)
-    except ConfigError as error:
-        raise DeployError(f"{deployment.source}: {error}") from None
-    return waits + BOOT_SECONDS
-
-
-def secret_files(deployment: Deployment) -> list[SecretFile]:
+def secret_files(contract: Contract) -> list[SecretFile]:
     """The secrets the stack mounts, checked to exist, with absolute paths for stack deploy."""
-    names = ["db_password", "secret_key"]
-    if deployment.database.image is not None:
-        names.insert(0, "db_root_password")
-    description.check_secrets(deployment, tuple(names))
+    deployment = contract.deployment
+    description.check_secrets(deployment, contract.secrets)
     directory = deployment.secrets_dir.absolute()
-    return [SecretFile(name, str(directory / name)) for name in names]
-
-
-def app_environment(deployment: Deployment) -> dict[str, str]:
-    """What every app container is told: the env file's app variables, the server, the secrets."""
-    database = deployment.database
-    return {
-        **dict(sorted(description.app_variables(deployment).items())),
-        "DATABASE_HOST": database.host,
-        "DATABASE_PORT": str(database.port),
-        "DATABASE_PASSWORD_FILE": f"{SECRETS_DIRECTORY}/db_password",
-        "SECRET_KEY_FILE": f"{SECRETS_DIRECTORY}/secret_key",
-    }
+    return [SecretFile(name, str(directory / name)) for name in contract.secrets]
 
 
 def notes(deployment: Deployment) -> tuple[str, ...]:
@@ -159,52 +129,44 @@ def notes(deployment: Deployment) -> tuple[str, ...]:
     return tuple(found)
 
 
-def check_grace(deployment: Deployment) -> None:
-    """The stop grace period outlasts gunicorn's graceful timeout (SIGKILL comes after it)."""
-    if deployment.stop_grace_period <= deployment.graceful_timeout:
-        raise DeployError(
-            f"{deployment.source}: WEB_STOP_GRACE_PERIOD={deployment.stop_grace_period}s must "
-            f"be longer than GUNICORN_GRACEFUL_TIMEOUT={deployment.graceful_timeout}: the "
-            "engine would kill replicas still finishing their requests"
-        )
-
-
-def context(deployment: Deployment) -> dict[str, Any]:
+def context(contract: Contract) -> dict[str, Any]:
     """Every value the template needs, checked; DeployError names what is wrong."""
-    description.check_no_secret_values(deployment)
-    check_grace(deployment)
+    deployment = contract.deployment
+    # Compose's default when the file sets none: the stack stops replicas as compose does.
+    grace_period = contract.grace_period(default=description.STOP_GRACE_PERIOD)
     mode = endpoint_mode(deployment)
     database = deployment.database
     return {
         "name": deployment.name,
         "source": deployment.source,
-        "plan": deployment.plan,
+        "plan": contract.plan,
         "replicas": deployment.replicas,
         "surge": deployment.surge,
-        "update": update_policy(deployment),
+        "update": update_policy(deployment, grace_period),
         "endpoint_mode": mode,
         "publish_mode": PUBLISH_MODES[mode],
         "secrets_dir": deployment.secrets_dir,
-        "secrets": secret_files(deployment),
+        "secrets": secret_files(contract),
+        "secrets_mount": contract.secrets_mount,
+        "secret_paths": contract.secret_paths,
+        "app_secrets": contract.app_secrets,
         "app_image": deployment.app_image,
-        "app_environment": app_environment(deployment),
+        "app_environment": contract.environment,
         "database": database if database.image is not None else None,
         "web_cpus": f"{deployment.web_cpus:g}",
         "web_memory": None if deployment.web_memory is None else str(deployment.web_memory),
         "web_port": deployment.web_port if deployment.proxy is None else None,
-        "web_start_period": start_period(deployment),
-        "stop_grace_period": deployment.stop_grace_period,
-        "graceful_timeout": deployment.graceful_timeout,
+        "web_start_period": contract.startup_window,
+        "stop_grace_period": grace_period,
+        "graceful_timeout": contract.graceful_timeout,
         "proxy": deployment.proxy,
     }
 
 
-def render(deployment: Deployment) -> Rendered:
+def render(contract: Contract) -> Rendered:
     """The stack file, one file (stdout without -o)."""
-    text = render_template(TEMPLATE, **context(deployment))
+    deployment = contract.deployment
+    text = render_template(TEMPLATE, **context(contract))
     return Rendered(
         {f"{deployment.name}.stack.yaml": text}, directory=False, notes=notes(deployment)
     )
-
-
-TARGETS[NAME] = sys.modules[__name__]
