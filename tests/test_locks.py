@@ -12,9 +12,10 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from builder.errors import LockError, ProjectError, ResolveError
-from builder.image import dependencies, locks, wheelhouse
+from builder.image import dependencies, wheelhouse
 from builder.image.dependencies import read_declared
-from builder.image.locks import Pin
+from builder.image.locks import Pin, poetry, uv
+from builder.image.locks.pins import locked_version
 from builder.image.pipeline import check_complete
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
@@ -144,7 +145,7 @@ wheels = [
     with pytest.raises(
         LockError, match=r"has no file of fastlib 2.0 for the image's Python 3.11.2"
     ):
-        locks.parse_uv_lock(text, BOOKWORM.lock_target(), (), "uv.lock")
+        uv.parse_lock(text, BOOKWORM.lock_target(), (), "uv.lock")
 
 
 # --------------------------------------------------------------------------- poetry.lock
@@ -234,9 +235,9 @@ def test_poetry_lock_follows_a_dependency_with_extras() -> None:
     daphne needs twisted[tls]: the lock's `extra == "tls"` dependencies come too; http2's stay
     out.
     """
-    roots = [locks.poetry_dependencies({"daphne": "^4.1"}, "pyproject.toml")[0]]
+    roots = [poetry.table_dependencies({"daphne": "^4.1"}, "pyproject.toml")[0]]
 
-    pins = locks.parse_poetry_lock(
+    pins = poetry.parse_lock(
         POETRY_EXTRAS_LOCK, roots, BOOKWORM.lock_target(), "poetry.lock", "pyproject.toml"
     )
 
@@ -245,10 +246,10 @@ def test_poetry_lock_follows_a_dependency_with_extras() -> None:
 
 def test_poetry_constraints_become_pep440() -> None:
     """Caret, tilde and wildcard constraints mean what Poetry says they mean."""
-    assert SpecifierSet(">=5.1.2,<6.0.0") == locks.poetry_constraint("^5.1.2")
-    assert SpecifierSet(">=5.2,<5.3") == locks.poetry_constraint("~5.2")
-    assert SpecifierSet("==3.8.1") == locks.poetry_constraint("3.8.1")
-    assert SpecifierSet() == locks.poetry_constraint("*")
+    assert SpecifierSet(">=5.1.2,<6.0.0") == poetry.pep440_specifier("^5.1.2")
+    assert SpecifierSet(">=5.2,<5.3") == poetry.pep440_specifier("~5.2")
+    assert SpecifierSet("==3.8.1") == poetry.pep440_specifier("3.8.1")
+    assert SpecifierSet() == poetry.pep440_specifier("*")
 
 
 # --------------------------------------------------------------------------- Pipfile.lock
@@ -295,7 +296,7 @@ def test_pylock_is_selected_with_packaging_for_the_target() -> None:
     pins = declared("lock-pylock").select(BOOKWORM.lock_target()).pins
 
     assert {"django", "asgiref", "sqlparse", "pymysql"} == names(pins)
-    assert "0.5.3" == locks.locked_version(pins, "sqlparse")
+    assert "0.5.3" == locked_version(pins, "sqlparse")
     assert all(pin.hashes for pin in pins)
 
 
@@ -353,7 +354,7 @@ def test_a_lock_wins_over_requirements_and_pyproject(tmp_path: Path) -> None:
     project = copy("lock-uv", tmp_path)
     (project / "requirements.txt").write_text("Django\n")
 
-    assert "uv.lock" == declared("", project).kind
+    assert "uv.lock" == declared("", project).format.name
 
 
 def test_requirements_win_over_pyproject_and_a_named_file_wins_over_all(tmp_path: Path) -> None:
@@ -362,8 +363,9 @@ def test_requirements_win_over_pyproject_and_a_named_file_wins_over_all(tmp_path
     (project / "pylock.toml").unlink()
     (project / "requirements.txt").write_text("Django>=5.2,<5.3\n")
 
-    assert "requirements" == declared("", project).kind
-    assert "pyproject" == read_declared(project, project, Path("pyproject.toml")).kind
+    assert "requirements" == declared("", project).format.name
+    named = read_declared(project, project, Path("pyproject.toml"))
+    assert "pyproject.toml" == named.format.name
 
 
 def test_several_requirement_files_ask_for_a_choice(tmp_path: Path) -> None:
@@ -430,7 +432,7 @@ def test_unlocked_poetry_dependencies_become_requirements(tmp_path: Path) -> Non
     (project / "poetry.lock").unlink()
     found = declared("", project)
 
-    assert "poetry" == found.kind
+    assert "pyproject.toml" == found.format.name
     assert {"django<5.3,>=5.2", "pymysql<2.0,>=1.1", "asgiref==3.8.1"} == set(
         found.select(BOOKWORM.lock_target()).unresolved
     )

@@ -4,8 +4,9 @@ Read in the order a build runs; :func:`builder.image.pipeline.build_project` wir
 
     project         inspect the project from its files, never importing its code
     config          the project's ``[tool.kitbuild]`` table and the build's flags
-    dependencies    find the project's dependency declaration, in preference order
-    locks           read lock files into exact pins for the image's Python
+    dependencies    find the project's dependency declaration, formats in preference order
+    locks           one module per format (uv.lock ... pyproject.toml), parsed into exact
+                    pins for the image's Python, or requirements left to the resolver
     wheelhouse      fetch those pins on the host, so ``docker build`` needs no network
     cache           the host's cache of wheelhouses and base probes (``kitbuild cache``)
     bases           the Debian base images, made by mmdebstrap and ``docker import``
