@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 
 from builder.engine import ContainerSpec
 from builder.errors import EngineError, VerifyError
+from builder.servers import mysql
 from kitbuild_runtime import events
+from kitbuild_runtime.environment import MYSQL_PORT, health_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -52,7 +54,7 @@ RUN_LABEL = "io.kitbuild.verify"
 DATABASE_ALIAS = "db"
 
 APP_PORT = 8000
-SERVER_PORT = 3306
+SERVER_PORT = MYSQL_PORT
 
 
 class VerifyStack:
@@ -92,7 +94,6 @@ class VerifyStack:
         """
         spec = ContainerSpec(
             image,
-            command=[f"--max-connections={max_connections}"],
             labels=self._labels,
             network=self.network,
             aliases=[DATABASE_ALIAS],
@@ -100,8 +101,10 @@ class VerifyStack:
         )
         container = self._guard(
             f"starting {image}",
-            lambda: self._gateway.start_mysql(
+            lambda: mysql.start(
+                self._gateway,
                 spec,
+                max_connections=max_connections,
                 user=credentials.user,
                 password=credentials.password,
                 root_password=credentials.root_password,
@@ -150,7 +153,7 @@ class VerifyStack:
         container = self._guard(f"starting {image}", lambda: self._gateway.start(spec))
         self._containers.append(container)
         port = container.port(APP_PORT)
-        health = environment.get("KIT_HEALTH_PATH", "/healthz")
+        health = health_path(environment)
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(OSError, http.client.HTTPException):
