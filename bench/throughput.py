@@ -130,7 +130,7 @@ def cells_for(cpus: float, budget: int, host_cpus: int, *, quick: bool) -> list[
         ),
     ]
     worker_counts = grid_workers(cpus)
-    threads = GRID_THREADS
+    threads: tuple[int, ...] = GRID_THREADS
     if quick:
         worker_counts, threads = worker_counts[-1:], (8, 32)
     for workers in worker_counts:

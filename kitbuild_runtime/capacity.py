@@ -444,7 +444,7 @@ def make_plan(settings: Settings, limits: Limits, sources: Mapping[str, str] | N
         reasons["workers"] = set_by("workers")
     else:
         # Rounded down, and no exception below one CPU: at --cpus 0.5 one gthread worker
-        # served 0.72-0.94 of two in bench/worker_study.py (README, "Why the defaults").
+        # served 0.72-0.94 of two in bench/worker_study.py (docs/plan.md, "Why the defaults").
         workers = int(2 * cpus + 1)
         exact = workers == 2 * cpus + 1
         reasons["workers"] = f"2 x {cpus:g} CPUs + 1" + ("" if exact else ", rounded down")

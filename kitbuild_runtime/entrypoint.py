@@ -238,7 +238,7 @@ def serve() -> int:
 
 def healthcheck() -> int:
     """Exit 0 when the health endpoint answers 200."""
-    path = os.environ.get("KIT_HEALTH_PATH", "/healthz")
+    path = environment.health_path(os.environ)
     url = f"http://127.0.0.1:{environment.port(os.environ)}{path}"
     try:
         with urllib.request.urlopen(url, timeout=4) as response:

@@ -19,16 +19,35 @@ import os
 import sys
 import traceback
 from collections.abc import Iterable
-from typing import Any, Callable
+from types import TracebackType
+from typing import Any, Callable, Protocol
 
 from django.core.signals import got_request_exception
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, connection
 
-HEALTH_PATH = os.environ.get("KIT_HEALTH_PATH", "/healthz")
-LIVE_PATH = os.environ.get("KIT_LIVE_PATH", "/livez")
+from kitbuild_runtime import environment
 
-StartResponse = Callable[..., Any]
+HEALTH_PATH = environment.health_path(os.environ)
+LIVE_PATH = environment.live_path(os.environ)
+
+
+class StartResponse(Protocol):
+    """PEP 3333's start_response: status and headers, and exc_info when replacing them."""
+
+    def __call__(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: tuple[type[BaseException], BaseException, TracebackType]
+        | tuple[None, None, None]
+        | None = ...,
+        /,
+    ) -> Callable[[bytes], object]:
+        """Begin the response; return the (legacy) write callable."""
+        ...
+
+
 Application = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 

@@ -5,51 +5,74 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from builder.engine import DockerGateway
 from builder.image import bases, wheelhouse
 from builder.image.locks import Pin
 from builder.image.pipeline import BuildResult
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from builder.image.steps import SystemPackages
 
 
-def fake_fetch(
-    pins: Sequence[Pin], target: wheelhouse.Target, directory: Path, **_: Any
-) -> wheelhouse.Wheelhouse:
+class FakeFetch:
     """Pretend to download: one empty Django wheel, and remember what was asked."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "django-5.2.19-py3-none-any.whl").write_bytes(b"")
-    fake_fetch.calls.append((list(pins), target))  # type: ignore[attr-defined]
-    lines = tuple(
-        dataclasses.replace(pin, hashes=pin.hashes or ("sha256:fake",)).line() for pin in pins
-    )
-    return wheelhouse.Wheelhouse(directory, (), lines)
+
+    def __init__(self) -> None:
+        """No call yet."""
+        self.calls: list[tuple[list[Pin], wheelhouse.Target]] = []
+
+    def __call__(
+        self,
+        pins: Sequence[Pin],
+        target: wheelhouse.Target,
+        directory: Path,
+        *,
+        say: Callable[[str], None] = print,
+    ) -> wheelhouse.Wheelhouse:
+        """Write the wheel, record the pins and target; every line gets a (fake) hash."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "django-5.2.19-py3-none-any.whl").write_bytes(b"")
+        self.calls.append((list(pins), target))
+        lines = tuple(
+            dataclasses.replace(pin, hashes=pin.hashes or ("sha256:fake",)).line() for pin in pins
+        )
+        return wheelhouse.Wheelhouse(directory, (), lines)
 
 
-fake_fetch.calls = []  # type: ignore[attr-defined]
-
-
-def fake_resolve(
-    requirements: Sequence[str], target: wheelhouse.Target, **options: Any
-) -> list[Pin]:
+class FakeResolve:
     """Pretend to resolve: each requirement at its == version (else 1.0), nothing more."""
-    fake_resolve.calls.append((list(requirements), target, options))  # type: ignore[attr-defined]
-    pins = []
-    for line in requirements:
-        requirement = Requirement(line)
-        exact = [s.version for s in requirement.specifier if s.operator == "=="]
-        pins.append(Pin(canonicalize_name(requirement.name), (exact or ["1.0"])[0]))
-    return pins
+
+    def __init__(self) -> None:
+        """No call yet."""
+        self.calls: list[tuple[list[str], wheelhouse.Target, list[Pin]]] = []
+
+    def __call__(
+        self,
+        requirements: Sequence[str],
+        target: wheelhouse.Target,
+        *,
+        constraints: Sequence[Pin] = (),
+    ) -> list[Pin]:
+        """Record the requirements, target and constraints; pin each requirement."""
+        self.calls.append((list(requirements), target, list(constraints)))
+        pins = []
+        for line in requirements:
+            requirement = Requirement(line)
+            exact = [s.version for s in requirement.specifier if s.operator == "=="]
+            pins.append(Pin(canonicalize_name(requirement.name), (exact or ["1.0"])[0]))
+        return pins
 
 
-fake_resolve.calls = []  # type: ignore[attr-defined]
+#: One of each for the whole session, as the build tests share them: read ``calls[-1]``.
+fake_fetch = FakeFetch()
+fake_resolve = FakeResolve()
 
 #: The Python each kit suite's Debian ships (what probing its image reports).
 SUITE_PYTHON = {"bookworm": "3.11.2", "trixie": "3.13.5"}
@@ -93,3 +116,26 @@ class RecordingPublisher:
         """Keep a copy of the context."""
         shutil.copytree(context_dir, self.keep)
         return BuildResult(tag, image_id=None, size=None, context=self.keep)
+
+
+class FakeImages(DockerGateway):
+    """The engine's images, as the kit's bases use them: some present, each import recorded.
+
+    No engine is behind it: the gateway's own constructor is not run (it wants a client),
+    so any call these tests do not expect fails on the gateway's missing state.
+    """
+
+    def __init__(self, present: Iterable[str] = ()) -> None:
+        """Start with ``present`` images and nothing imported."""
+        self.present = set(present)
+        self.imported: list[str] = []
+
+    def image_exists(self, reference: str) -> bool:
+        """Whether the reference is one of the present images."""
+        return reference in self.present
+
+    def import_rootfs(self, tarball: Path, reference: str, changes: Sequence[str]) -> str:
+        """Record the import and make the image present."""
+        self.imported.append(reference)
+        self.present.add(reference)
+        return "sha256:0"

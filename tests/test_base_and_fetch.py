@@ -13,28 +13,19 @@ from builder import cli
 from builder.errors import BaseImageError
 from builder.image import bases, wheelhouse
 from builder.image.locks import Pin
+from tests.fakes import FakeImages
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 
 
-class NoImages:
-    """A gateway that has no images and must not be asked to import any."""
-
-    def image_exists(self, reference: str) -> bool:
-        """Nothing is here."""
-        return False
-
-    def import_rootfs(self, *args: object) -> str:
-        """Never reached in these tests."""
-        raise AssertionError("nothing should be imported")
-
-
 def test_missing_mmdebstrap_says_what_to_install() -> None:
     """With no base image and no mmdebstrap, the error names both fixes."""
+    images = FakeImages()
+
     with pytest.raises(BaseImageError) as error:
         bases.ensure_suite(
             "bookworm",
-            NoImages(),  # type: ignore[arg-type]
+            images,
             which=lambda _name: None,
             say=lambda _line: None,
         )
@@ -42,6 +33,7 @@ def test_missing_mmdebstrap_says_what_to_install() -> None:
     assert "mmdebstrap, which makes it, is not installed" in str(error.value)
     assert "apt-get install mmdebstrap" in str(error.value)
     assert "--base-image" in str(error.value)
+    assert [] == images.imported
 
 
 def test_failed_mmdebstrap_reports_its_last_line() -> None:
@@ -50,15 +42,18 @@ def test_failed_mmdebstrap_reports_its_last_line() -> None:
     def failing(argv: object) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess([], 1, "", "E: cannot reach the mirror\n")
 
+    images = FakeImages()
+
     with pytest.raises(BaseImageError, match=r"mmdebstrap failed for .*cannot reach"):
         bases.make_base_image(
             "runtime",
             "bookworm",
-            NoImages(),  # type: ignore[arg-type]
+            images,
             runner=failing,
             which=lambda _name: "/usr/bin/mmdebstrap",
             say=lambda _line: None,
         )
+    assert [] == images.imported
 
 
 def test_mmdebstrap_command_is_small_and_merged_usr() -> None:

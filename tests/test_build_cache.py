@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -39,7 +39,12 @@ class CountingFetch:
         self.fail = fail
 
     def __call__(
-        self, pins: list[locks.Pin], target: wheelhouse.Target, directory: Path, **_: Any
+        self,
+        pins: Sequence[locks.Pin],
+        target: wheelhouse.Target,
+        directory: Path,
+        *,
+        say: Callable[[str], None] = print,
     ) -> wheelhouse.Wheelhouse:
         """Record the pins' lines; write django's wheel and mysqlclient's sdist."""
         self.calls.append([pin.line() for pin in pins])
@@ -81,7 +86,8 @@ def test_key_is_the_exact_inputs() -> None:
 
 def test_second_fetch_of_the_same_inputs_is_served_from_the_cache(tmp_path: Path) -> None:
     """The wrapped fetch runs once; the second call copies the same files and source list."""
-    inner, said = CountingFetch(), []
+    inner = CountingFetch()
+    said: list[str] = []
     fetch = _cache(tmp_path, said).wrap(inner)
 
     first = fetch([DJANGO], TARGET, tmp_path / "a" / "wheels", say=print)
@@ -117,10 +123,11 @@ def test_manifest_lists_the_sha256_of_every_file(tmp_path: Path) -> None:
     ],
 )
 def test_damaged_entry_is_thrown_away_and_fetched_again(
-    tmp_path: Path, damage: Any, reason: str
+    tmp_path: Path, damage: Callable[[Path], object], reason: str
 ) -> None:
     """A changed, missing or extra file, or a bad manifest: never used, refetched, intact."""
-    inner, said = CountingFetch(), []
+    inner = CountingFetch()
+    said: list[str] = []
     fetch = _cache(tmp_path, said).wrap(inner)
     fetch([DJANGO], TARGET, tmp_path / "a")
     damage(_only_entry(tmp_path))
@@ -153,7 +160,8 @@ def test_probe_is_asked_once_per_image_id_and_a_damaged_record_is_reprobed(
     tmp_path: Path,
 ) -> None:
     """The same image id is answered from disk; another id, or a damaged record, probes."""
-    probes, said = [], []
+    probes: list[int] = []
+    said: list[str] = []
     cache = ProbeCache(tmp_path / "cache", say=said.append)
 
     def probe() -> wheelhouse.Target:
@@ -199,11 +207,10 @@ class CountingResolve:
 
     def __call__(
         self,
-        requirements: list[str],
+        requirements: Sequence[str],
         target: wheelhouse.Target,
         *,
-        constraints: list[locks.Pin] = [],  # noqa: B006 (never mutated)
-        **_: Any,
+        constraints: Sequence[locks.Pin] = (),
     ) -> list[locks.Pin]:
         """Record the call; pin each name, or fail as uv does without an index."""
         self.calls.append((list(requirements), [pin.line() for pin in constraints]))
@@ -214,7 +221,8 @@ class CountingResolve:
 
 def test_resolution_is_cached_on_its_requirements_constraints_and_target(tmp_path: Path) -> None:
     """The same lines, constraints and target resolve once; a change to any resolves again."""
-    inner, said = CountingResolve(), []
+    inner = CountingResolve()
+    said: list[str] = []
     resolve = ResolveCache(tmp_path / "cache", say=said.append).wrap(inner)
 
     first = resolve(["Django>=5.2,<5.3"], TARGET)
@@ -232,7 +240,8 @@ def test_resolution_is_cached_on_its_requirements_constraints_and_target(tmp_pat
 
 def test_damaged_resolution_is_resolved_again(tmp_path: Path) -> None:
     """A record whose pins do not match their sha256 is thrown away, never used."""
-    inner, said = CountingResolve(), []
+    inner = CountingResolve()
+    said: list[str] = []
     resolve = ResolveCache(tmp_path / "cache", say=said.append).wrap(inner)
     resolve(["Django"], TARGET)
     (record,) = (tmp_path / "cache" / "resolve").iterdir()

@@ -11,20 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import TagError
+from builder.errors import KitError, TagError
 from builder.image import context as render
 from builder.image import pipeline as build
-from builder.image.pipeline import BuildOptions, build_project
+from builder.image.locks import Pin
+from builder.image.pipeline import BuildOptions, BuildResult, build_project
+from builder.image.wheelhouse import Target
 from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 
 ROOT = Path(__file__).parent.parent
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 
 
-def render_context(tmp_path: Path, project: Path, **options: object) -> tuple[Path, object]:
+def render_context(
+    tmp_path: Path, project: Path, *, base_image: str | None = None
+) -> tuple[Path, tuple[BuildResult, FakeBases]]:
     sources = FakeBases()
     result = build_project(
-        BuildOptions(project_dir=project, **options),  # type: ignore[arg-type]
+        BuildOptions(project_dir=project, base_image=base_image),
         sources=sources,
         publisher=RecordingPublisher(tmp_path / "context"),
         fetch=fake_fetch,
@@ -35,11 +39,10 @@ def render_context(tmp_path: Path, project: Path, **options: object) -> tuple[Pa
     return tmp_path / "context", (result, sources)
 
 
-def project_resolution() -> tuple[list[str], object, dict[str, object]]:
+def project_resolution() -> tuple[list[str], Target, list[Pin]]:
     """The latest resolution of the project's dependencies (the build tools' comes after it)."""
-    calls = fake_resolve.calls  # type: ignore[attr-defined]
     tools = [build.INSTALLER_REQUIREMENT, build.SBOM_TOOL_REQUIREMENT]
-    return next(c for c in reversed(calls) if c[0] != tools)  # type: ignore[no-any-return]
+    return next(c for c in reversed(fake_resolve.calls) if c[0] != tools)
 
 
 def build_plan(dockerfile: str) -> dict[str, object]:
@@ -155,7 +158,7 @@ def test_django6_project_gets_the_trixie_base(tmp_path: Path) -> None:
 
     assert "FROM kitbuild/python:trixie AS runtime" in dockerfile
     assert "WORKDIR /app/src" in dockerfile
-    assert "3.13.5" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
+    assert "3.13.5" == fake_fetch.calls[-1][1].python_full
 
 
 def test_base_image_option_uses_that_image_for_both_stages(tmp_path: Path) -> None:
@@ -167,7 +170,7 @@ def test_base_image_option_uses_that_image_for_both_stages(tmp_path: Path) -> No
 
     assert "FROM python:3.12-slim AS build" in dockerfile
     assert "FROM python:3.12-slim AS runtime" in dockerfile
-    assert "3.12.3" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
+    assert "3.12.3" == fake_fetch.calls[-1][1].python_full
 
 
 def test_secrets_vcs_and_local_databases_stay_out(tmp_path: Path) -> None:
@@ -233,7 +236,7 @@ def test_render_only_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
 
-    with pytest.raises(build.KitError, match="exists and is not empty"):
+    with pytest.raises(KitError, match="exists and is not empty"):
         build.ContextDirectory(tmp_path / "out")
     assert "mine" == (tmp_path / "out" / "keep.txt").read_text()
 
@@ -253,10 +256,10 @@ def test_a_lock_is_installed_as_locked_and_additions_resolve_around_it(tmp_path:
     """The lock's lines keep their hashes; gunicorn and setproctitle are constrained to it."""
     context, _ = render_context(tmp_path, PROJECTS / "lock-pylock")
     lines = (context / "kitbuild" / "requirements.txt").read_text().splitlines()
-    additions, _target, options = project_resolution()
+    additions, _target, constraints = project_resolution()
 
     assert [build.GUNICORN_REQUIREMENT, build.PROCESS_TITLE_REQUIREMENT] == additions
-    assert "sqlparse" in {pin.name for pin in options["constraints"]}
+    assert "sqlparse" in {pin.name for pin in constraints}
     assert any(
         line.startswith("sqlparse==0.5.3 --hash=sha256:") and "fake" not in line for line in lines
     )
@@ -273,7 +276,7 @@ def test_a_project_that_needs_a_newer_python_gets_trixie(tmp_path: Path) -> None
     context, _ = render_context(tmp_path, project)
 
     assert "FROM kitbuild/python:trixie AS runtime" in (context / "Dockerfile").read_text()
-    assert "3.13.5" == fake_fetch.calls[-1][1].python_full  # type: ignore[attr-defined]
+    assert "3.13.5" == fake_fetch.calls[-1][1].python_full
 
 
 def test_the_build_tools_are_resolved_for_the_target_and_fetched_into_their_folder(
@@ -281,12 +284,12 @@ def test_the_build_tools_are_resolved_for_the_target_and_fetched_into_their_fold
 ) -> None:
     """Uv (the host's version) and cyclonedx-bom are resolved for the image, fetched to tools/."""
     context, _ = render_context(tmp_path, PROJECTS / "postgres-app")
-    requirements, resolve_target, _options = fake_resolve.calls[-1]  # type: ignore[attr-defined]
-    pins, fetch_target = fake_fetch.calls[-1]  # type: ignore[attr-defined]
+    requirements, resolve_target, _constraints = fake_resolve.calls[-1]
+    pins, fetch_target = fake_fetch.calls[-1]
 
     assert [f"uv=={metadata.version('uv')}", build.SBOM_TOOL_REQUIREMENT] == requirements
     assert ["uv", "cyclonedx-bom"] == [pin.name for pin in pins]
-    assert resolve_target == fetch_target == fake_fetch.calls[-2][1]  # type: ignore[attr-defined]
+    assert resolve_target == fetch_target == fake_fetch.calls[-2][1]
     assert (context / render.TOOLS_FOLDER / "django-5.2.19-py3-none-any.whl").is_file()
     assert (context / render.TOOLS_FOLDER / "sbom.py").is_file()
     installed = (context / "kitbuild" / "requirements.txt").read_text()

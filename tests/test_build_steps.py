@@ -6,10 +6,12 @@ these cover the logic each of them relies on, one decision at a time.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,38 +22,26 @@ from builder.image import bases, hints, steps
 from builder.image.config import KitConfig
 from builder.image.pipeline import BuildOptions, build_project, explained
 from kitbuild_runtime import buildsteps
-from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
+from tests.fakes import FakeBases, FakeImages, RecordingPublisher, fake_fetch, fake_resolve
 from tests.test_build_render import build_plan
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 ROOT = Path(__file__).parent.parent
 
 
-class Images:
-    """A gateway holding some images, recording what it is asked to import."""
-
-    def __init__(self, present: set[str] | None = None) -> None:
-        """Start with ``present`` images."""
-        self.present = set(present or ())
-        self.imported: list[str] = []
-
-    def image_exists(self, reference: str) -> bool:
-        """Whether the reference is one of the present images."""
-        return reference in self.present
-
-    def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str:
-        """Record the import and make the image present."""
-        self.imported.append(reference)
-        self.present.add(reference)
-        return "sha256:0"
-
-
-def render(tmp_path: Path, project: Path, **options: object) -> tuple[str, FakeBases, list[str]]:
+def render(
+    tmp_path: Path,
+    project: Path,
+    *,
+    settings: str | None = None,
+    config: KitConfig | None = None,
+) -> tuple[str, FakeBases, list[str]]:
     """Render a project's context with fakes; return its Dockerfile, the bases and output."""
-    sources, said = FakeBases(), []
+    sources = FakeBases()
+    said: list[str] = []
     tmp_path.mkdir(parents=True, exist_ok=True)
     build_project(
-        BuildOptions(project_dir=project, **options),  # type: ignore[arg-type]
+        BuildOptions(project_dir=project, settings=settings, config=config or KitConfig()),
         sources=sources,
         publisher=RecordingPublisher(tmp_path / "context"),
         fetch=fake_fetch,
@@ -81,10 +71,10 @@ def test_derived_base_tag_depends_on_the_sorted_package_list() -> None:
 
 def test_derived_base_is_made_once_with_the_kinds_packages_and_the_extras() -> None:
     """A missing derived base is made by mmdebstrap with both lists; a present one is reused."""
-    gateway = Images({"kitbuild/python:bookworm", "kitbuild/python-build:bookworm"})
+    gateway = FakeImages({"kitbuild/python:bookworm", "kitbuild/python-build:bookworm"})
     argvs: list[list[str]] = []
 
-    def runner(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    def runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         argvs.append(list(argv))
         Path(argv[-1]).write_bytes(b"")
         return subprocess.CompletedProcess(argv, 0, "", "")
@@ -92,7 +82,7 @@ def test_derived_base_is_made_once_with_the_kinds_packages_and_the_extras() -> N
     def ensure() -> bases.BaseImages:
         return bases.ensure_suite(
             "bookworm",
-            gateway,  # type: ignore[arg-type]
+            gateway,
             extra={"runtime": ("libmagic1",)},
             runner=runner,
             which=lambda _name: "/usr/bin/mmdebstrap",
@@ -111,7 +101,7 @@ def test_derived_base_is_made_once_with_the_kinds_packages_and_the_extras() -> N
 
 def test_unknown_debian_package_is_one_line_naming_it_and_the_suite() -> None:
     """Apt's "Unable to locate package" becomes one line; nothing is imported (tagged)."""
-    gateway = Images()
+    gateway = FakeImages()
 
     def failing(argv: object) -> subprocess.CompletedProcess[str]:
         stderr = (
@@ -125,7 +115,7 @@ def test_unknown_debian_package_is_one_line_naming_it_and_the_suite() -> None:
         bases.make_base_image(
             "runtime",
             "trixie",
-            gateway,  # type: ignore[arg-type]
+            gateway,
             extra=("libmagic1", "libno-such-thing"),
             runner=failing,
             which=lambda _name: "/usr/bin/mmdebstrap",
@@ -141,7 +131,7 @@ def test_unknown_debian_package_is_one_line_naming_it_and_the_suite() -> None:
 def test_base_image_refuses_packages_in_one_line(tmp_path: Path) -> None:
     """--base-image with Debian packages: one line, exit 1, nothing fetched or built."""
     err = io.StringIO()
-    fake_fetch.calls.clear()  # type: ignore[attr-defined]
+    fake_fetch.calls.clear()
     code = cli.main(
         [
             "build",
@@ -382,7 +372,7 @@ def test_buildsteps_runs_commands_with_build_env_and_names_a_failure(
         ['printf "%s" "$KIT_MARK" > mark.txt', "exit 3", "touch never.txt"],
         {"KIT_MARK": "built"},
     )
-    monkeypatch.setattr(buildsteps.importlib.util, "find_spec", lambda _name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda _name: None)
 
     code = buildsteps.main([plan])
 

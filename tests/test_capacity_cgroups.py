@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ EIGHT_CPUS = lambda: 8  # noqa: E731 - a host with 8 CPUs in the affinity mask
     ],
 )
 def test_effective_cpus_is_the_smallest_limit(
-    cgroup_root, tree: str, version: str, expected_cpus: float, why: str
+    cgroup_root: Callable[[str], Path], tree: str, version: str, expected_cpus: float, why: str
 ) -> None:
     """Effective CPUs are min(quota, cpuset, affinity), and the reason names the winner."""
     limits = capacity.read_limits(cgroup_root(tree), affinity=EIGHT_CPUS)
@@ -46,7 +47,7 @@ def test_effective_cpus_is_the_smallest_limit(
     ("tree", "workers"), [("v1-quota-0.25", 1), ("v2-quota-0.25", 1), ("v1-quota-0.5", 2)]
 )
 def test_quota_below_one_cpu_never_falls_back_to_the_host(
-    cgroup_root, tree: str, workers: int
+    cgroup_root: Callable[[str], Path], tree: str, workers: int
 ) -> None:
     """A fractional quota plans from the quota (0.25 gives 1 worker, 0.5 gives 2), not 2 x 8 + 1."""
     limits = capacity.read_limits(cgroup_root(tree), affinity=EIGHT_CPUS)
@@ -56,7 +57,7 @@ def test_quota_below_one_cpu_never_falls_back_to_the_host(
     assert workers == plan.workers
 
 
-def test_affinity_wins_when_it_is_the_smallest(cgroup_root) -> None:
+def test_affinity_wins_when_it_is_the_smallest(cgroup_root: Callable[[str], Path]) -> None:
     """A narrower affinity mask (taskset) than the cgroup's limits sets the CPUs."""
     limits = capacity.read_limits(cgroup_root("v1-quota-3"), affinity=lambda: 2)
     plan = capacity.make_plan(capacity.Settings(), limits)
@@ -75,7 +76,7 @@ def test_affinity_wins_when_it_is_the_smallest(cgroup_root) -> None:
     ],
 )
 def test_memory_limit_caps_workers(
-    cgroup_root, tree: str, memory: int | None, workers: int
+    cgroup_root: Callable[[str], Path], tree: str, memory: int | None, workers: int
 ) -> None:
     """Workers x the per-worker estimate fits in the memory limit; huge v1 values mean none."""
     limits = capacity.read_limits(cgroup_root(tree), affinity=EIGHT_CPUS)
@@ -85,7 +86,7 @@ def test_memory_limit_caps_workers(
     assert workers == plan.workers
 
 
-def test_worker_memory_estimate_is_configurable(cgroup_root) -> None:
+def test_worker_memory_estimate_is_configurable(cgroup_root: Callable[[str], Path]) -> None:
     """A larger per-worker estimate leaves room for fewer workers."""
     limits = capacity.read_limits(cgroup_root("v1-memory-512m"), affinity=EIGHT_CPUS)
     settings, sources = capacity.read_settings({"worker_memory": "256M"}, {})
@@ -95,7 +96,9 @@ def test_worker_memory_estimate_is_configurable(cgroup_root) -> None:
     assert "memory 512 MiB / 256 MiB per worker" == plan.reasons["workers"]
 
 
-def test_memory_smaller_than_one_worker_still_gives_one_worker(cgroup_root) -> None:
+def test_memory_smaller_than_one_worker_still_gives_one_worker(
+    cgroup_root: Callable[[str], Path],
+) -> None:
     """The memory estimate caps workers but never below one."""
     limits = capacity.read_limits(cgroup_root("v2-memory-256m"), affinity=EIGHT_CPUS)
     settings, sources = capacity.read_settings({"worker_memory": "1G"}, {})
@@ -136,7 +139,9 @@ def test_no_cgroup_filesystem_uses_affinity(tmp_path: Path) -> None:
         ("v2-malformed-cpuset", "cpuset.cpus.effective"),
     ],
 )
-def test_malformed_cgroup_file_names_the_file(cgroup_root, tree: str, path: str) -> None:
+def test_malformed_cgroup_file_names_the_file(
+    cgroup_root: Callable[[str], Path], tree: str, path: str
+) -> None:
     """A file that cannot be parsed gives one line naming it and the override to use."""
     root = cgroup_root(tree)
     with pytest.raises(PlanError) as error:

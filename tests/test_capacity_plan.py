@@ -86,7 +86,7 @@ def test_small_budget_reduces_workers_before_threads() -> None:
     [
         ("0.25", 1),  # 2 x 0.25 + 1 = 1.5
         ("0.4", 1),
-        ("0.5", 2),  # one worker served 0.72-0.94 of two at half a CPU (README)
+        ("0.5", 2),  # one worker served 0.72-0.94 of two at half a CPU (docs/plan.md)
         ("0.75", 2),
         ("1", 3),
         ("1.25", 3),

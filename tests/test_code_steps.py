@@ -6,6 +6,7 @@ import datetime
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,8 @@ def test_created_comes_from_the_last_commit_touching_the_project() -> None:
     """Without SOURCE_DATE_EPOCH, git's last commit time for the project's directory."""
     asked: list[tuple[list[str], Path]] = []
 
-    def git(argv: object, cwd: Path) -> str:
-        asked.append((list(argv), cwd))  # type: ignore[call-overload]
+    def git(argv: Sequence[str], cwd: Path) -> str:
+        asked.append((list(argv), cwd))
         return "1600000000\n"
 
     created = image_created(Path("/proj"), {}, git=git)

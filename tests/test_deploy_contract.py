@@ -181,9 +181,7 @@ def test_the_declaration_check_finds_a_variable_read_but_not_declared() -> None:
 def test_a_target_module_without_variables_is_refused() -> None:
     """targets.table refuses a module that does not declare VARIABLES, naming it."""
     nomad = types.ModuleType("builder.deploy.nomad")
-    nomad.NAME = "nomad"  # type: ignore[attr-defined]
-    nomad.SUMMARY = "a job file"  # type: ignore[attr-defined]
-    nomad.render = lambda contract: None  # type: ignore[attr-defined]
+    vars(nomad).update(NAME="nomad", SUMMARY="a job file", render=lambda contract: None)
 
     with pytest.raises(TypeError, match=r"builder\.deploy\.nomad does not declare VARIABLES"):
         targets.table([*targets.LISTED, nomad])
@@ -192,10 +190,12 @@ def test_a_target_module_without_variables_is_refused() -> None:
 def test_a_target_may_not_claim_a_variable_the_app_reads() -> None:
     """Declaring KIT_REPLICAS would take it from the app's environment: refused."""
     greedy = types.ModuleType("builder.deploy.greedy")
-    greedy.NAME = "greedy"  # type: ignore[attr-defined]
-    greedy.SUMMARY = "takes too much"  # type: ignore[attr-defined]
-    greedy.VARIABLES = frozenset({"KIT_REPLICAS", "GREEDY_MODE"})  # type: ignore[attr-defined]
-    greedy.render = lambda contract: None  # type: ignore[attr-defined]
+    vars(greedy).update(
+        NAME="greedy",
+        SUMMARY="takes too much",
+        VARIABLES=frozenset({"KIT_REPLICAS", "GREEDY_MODE"}),
+        render=lambda contract: None,
+    )
 
     with pytest.raises(ValueError, match=r"declares \['KIT_REPLICAS'\], which the app reads"):
         targets.table([greedy])
@@ -212,7 +212,8 @@ def test_every_listed_target_is_offered_by_the_cli() -> None:
 def swarm_app_environment(deployment: description.Deployment) -> dict[str, str]:
     """The web service's environment in the stack file."""
     (text,) = targets.render(swarm, deployment).files.values()
-    return yaml.safe_load(text)["services"]["web"]["environment"]  # type: ignore[no-any-return]
+    environment: dict[str, str] = yaml.safe_load(text)["services"]["web"]["environment"]
+    return environment
 
 
 def kubernetes_objects(deployment: description.Deployment) -> dict[str, Any]:

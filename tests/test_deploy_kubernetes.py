@@ -85,7 +85,8 @@ def kitbuild_plan(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     finally:
         empty.rmdir()
     assert 0 == code, err.getvalue()
-    return json.loads(out.getvalue())  # type: ignore[no-any-return]
+    plan: dict[str, Any] = json.loads(out.getvalue())
+    return plan
 
 
 #: Where the named cases are rendered, once per session; removed when the session ends.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from builder.errors import SchemaTooOld
@@ -115,7 +117,7 @@ def test_the_wait_gives_up_after_the_timeout_naming_the_first_migration() -> Non
 
 def test_a_database_error_during_the_wait_is_retried() -> None:
     """A look that fails (the server restarting) counts as not yet migrated, then succeeds."""
-    calls = iter([ConnectionError("gone"), []])
+    calls: Iterator[Exception | list[str]] = iter([ConnectionError("gone"), []])
     clock = Clock()
 
     def look() -> list[str]:

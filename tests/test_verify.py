@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import io
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -37,18 +39,27 @@ def load_of(*statuses: int | None, errors: int = 0) -> LoadResult:
     return LoadResult(tuple(samples), concurrency=10, seconds=10.0)
 
 
-def measured(**changes: object) -> Measurements:
+class Changes(TypedDict, total=False):
+    """What a test changes in the measurements of a good run."""
+
+    load: LoadResult
+    max_used_connections: int
+    refused_1040: int
+    app_connections_after: int
+    app_running: bool
+
+
+def measured(**changes: Unpack[Changes]) -> Measurements:
     """Measurements of a good run, with ``changes`` applied."""
-    values: dict[str, object] = {
-        "plan": PLAN,
-        "load": load_of(200, 200, 200),
-        "max_used_connections": 37,
-        "refused_1040": 0,
-        "app_connections_after": 36,
-        "app_running": True,
-    }
-    values.update(changes)
-    return Measurements(**values)  # type: ignore[arg-type]
+    good = Measurements(
+        plan=PLAN,
+        load=load_of(200, 200, 200),
+        max_used_connections=37,
+        refused_1040=0,
+        app_connections_after=36,
+        app_running=True,
+    )
+    return dataclasses.replace(good, **changes)
 
 
 def test_good_run_passes() -> None:
@@ -116,7 +127,7 @@ def test_monitor_session_is_not_counted_against_the_app() -> None:
         ({"app_running": False}, "the app container stopped during the run"),
     ],
 )
-def test_each_broken_promise_fails_with_its_reason(changes: dict[str, object], reason: str) -> None:
+def test_each_broken_promise_fails_with_its_reason(changes: Changes, reason: str) -> None:
     """Refused connections, failed requests, no answers or a dead app each fail the run."""
     verdict = judge(measured(**changes))
 
@@ -185,31 +196,41 @@ def test_options_are_parsed_and_env_pairs_kept() -> None:
     assert {"GUNICORN_CMD_ARGS": "--workers=5", "EMPTY": ""} == options.environment
 
 
+class Given(TypedDict, total=False):
+    """Options of :func:`parse_options` as the command line gives them, text unchecked."""
+
+    max_connections: str
+    cpus: str
+    duration: str
+    concurrency: str
+    path: str
+    env: list[str]
+
+
 @pytest.mark.parametrize(
-    ("option", "value", "message"),
+    ("given", "message"),
     [
         (
-            "max_connections",
-            "9",
+            {"max_connections": "9"},
             "--max-connections='9' is out of range: the server's max_connections, 10 to 100000",
         ),
-        ("max_connections", "many", "--max-connections='many' is not a whole number"),
-        ("cpus", "0", "--cpus='0' is not a CPU count: use a number from 0.01 to 2"),
-        ("cpus", "3", "--cpus='3' is not a CPU count: use a number from 0.01 to 2"),
-        ("cpus", "nan", "--cpus='nan' is not a CPU count"),
-        ("duration", "0", "--duration='0' is out of range: seconds of load, 1 to 600"),
-        ("duration", "1h", "--duration='1h' is not a number"),
-        ("concurrency", "0", "--concurrency='0' is out of range: clients at once, 1 to 1000"),
-        ("concurrency", "2.5", "--concurrency='2.5' is not a whole number"),
-        ("path", "db/", "--path 'db/': give a path such as /healthz"),
-        ("env", ["NO_EQUALS"], "--env 'NO_EQUALS': write it as NAME=VALUE"),
-        ("env", ["1X=2"], "--env '1X=2': write it as NAME=VALUE"),
+        ({"max_connections": "many"}, "--max-connections='many' is not a whole number"),
+        ({"cpus": "0"}, "--cpus='0' is not a CPU count: use a number from 0.01 to 2"),
+        ({"cpus": "3"}, "--cpus='3' is not a CPU count: use a number from 0.01 to 2"),
+        ({"cpus": "nan"}, "--cpus='nan' is not a CPU count"),
+        ({"duration": "0"}, "--duration='0' is out of range: seconds of load, 1 to 600"),
+        ({"duration": "1h"}, "--duration='1h' is not a number"),
+        ({"concurrency": "0"}, "--concurrency='0' is out of range: clients at once, 1 to 1000"),
+        ({"concurrency": "2.5"}, "--concurrency='2.5' is not a whole number"),
+        ({"path": "db/"}, "--path 'db/': give a path such as /healthz"),
+        ({"env": ["NO_EQUALS"]}, "--env 'NO_EQUALS': write it as NAME=VALUE"),
+        ({"env": ["1X=2"]}, "--env '1X=2': write it as NAME=VALUE"),
     ],
 )
-def test_bad_options_are_one_clear_line(option: str, value: object, message: str) -> None:
+def test_bad_options_are_one_clear_line(given: Given, message: str) -> None:
     """Each bad option is refused before anything starts, naming the option and the fix."""
     with pytest.raises(VerifyError) as raised:
-        parse_options("app:1", host_cpus=2, **{option: value})  # type: ignore[arg-type]
+        parse_options("app:1", host_cpus=2, **given)
 
     assert str(raised.value).startswith(message)
     assert "\n" not in str(raised.value)
@@ -252,7 +273,7 @@ class FakeStack:
         """Record the start."""
         self.calls.append(f"database {image} {max_connections}")
 
-    def run_migrate(self, image: str, environment: dict[str, str], *, timeout: float) -> None:
+    def run_migrate(self, image: str, environment: Mapping[str, str], *, timeout: float) -> None:
         """Record the migration, with the limit the app is told."""
         self.calls.append(f"migrate {environment['DATABASE_MAX_CONNECTIONS']}")
 
@@ -340,12 +361,14 @@ def test_run_verify_wires_the_stages_in_order_and_judges(page: tuple[int, list[i
     stack, monitor = FakeStack(port), FakeMonitor()
     loads: list[tuple[int, str, int, float]] = []
 
-    def load(*args: object) -> LoadResult:
-        loads.append(args)  # type: ignore[arg-type]
+    def load(port: int, path: str, concurrency: int, seconds: float) -> LoadResult:
+        loads.append((port, path, concurrency, seconds))
         return load_of(200, 200, 200)
 
     options = parse_options("app:1", max_connections="40", path="/db/", duration="5", host_cpus=2)
-    report = run_verify(options, stack=stack, monitor=lambda *_: monitor, load=load, say=str)
+    report = run_verify(
+        options, stack=stack, monitor=lambda *_: monitor, load=load, say=lambda _line: None
+    )
 
     assert [
         "database kitbuild/mysql:latest 40",
@@ -376,7 +399,7 @@ def test_run_verify_samples_the_server_through_its_one_monitor_during_the_load(
 
     def load(*_: object) -> LoadResult:
         samples = []
-        for _ in range(7):
+        for _sample in range(7):
             started = time.monotonic()
             time.sleep(0.05)
             samples.append(Sample(started, time.monotonic(), status=200))
@@ -388,7 +411,7 @@ def test_run_verify_samples_the_server_through_its_one_monitor_during_the_load(
         stack=FakeStack(port),
         monitor=open_monitor,
         load=load,
-        say=str,
+        say=lambda _line: None,
         sample_interval=0.1,
     )
 
@@ -419,6 +442,6 @@ def test_run_verify_stops_on_a_page_that_fails_and_still_cleans_up(
             stack=stack,
             monitor=lambda *_: FakeMonitor(),
             load=lambda *_: load_of(200),
-            say=str,
+            say=lambda _line: None,
         )
     assert "close" == stack.calls[-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -142,7 +143,9 @@ def test_junit_failures_name_the_numbers() -> None:
     root = ElementTree.fromstring(render_junit(sampled_report(seconds=6, overload_from=4)))
 
     failures = {case.get("name"): case.find("failure") for case in root.iter("testcase")}
-    assert "3" == root.get("failures") == root.find("testsuite").get("failures")  # type: ignore[union-attr]
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert "3" == root.get("failures") == suite.get("failures")
     messages = {name: f.get("message") for name, f in failures.items() if f is not None}
     assert {
         "budget held": "the app held 46 connections at once, over its budget of 37",
@@ -194,13 +197,15 @@ def test_no_file_is_written_when_one_cannot_be(tmp_path: Path) -> None:
     ],
     ids=["directory", "same file twice", "under a file"],
 )
-def test_bad_destinations_are_one_line(make: object, message: str, tmp_path: Path) -> None:
+def test_bad_destinations_are_one_line(
+    make: Callable[[Path], dict[str, Path]], message: str, tmp_path: Path
+) -> None:
     """A directory, one file named twice, or a path below a file: one line naming the fix."""
     (tmp_path / "file").write_text("x")
     (tmp_path / "sub").mkdir()
 
     with pytest.raises(VerifyError) as raised:
-        check_destinations(make(tmp_path))  # type: ignore[operator]
+        check_destinations(make(tmp_path))
 
     assert message.format(d=tmp_path) == str(raised.value)
 

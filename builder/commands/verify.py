@@ -26,6 +26,7 @@ from builder.verify.page import render_html
 from builder.verify.run import EXIT_PROMISE_FAILED, OVERLOAD_FACTOR, check_images, run_verify
 from builder.verify.server import ServerSession
 from builder.verify.stack import RUN_LABEL, VerifyStack
+from kitbuild_runtime.environment import HEALTH_PATH
 
 if TYPE_CHECKING:
     from builder.commands._shared import Io
@@ -48,8 +49,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus", metavar="N", default="1", help="the app's CPU limit (default: 1)")
     parser.add_argument(
         "--path",
-        default="/healthz",
-        help="a page that uses the database (default: /healthz, which runs SELECT 1)",
+        default=HEALTH_PATH,
+        help=f"a page that uses the database (default: {HEALTH_PATH}, which runs SELECT 1)",
     )
     parser.add_argument(
         "--duration", metavar="SECONDS", default="15", help="load duration (default: 15)"

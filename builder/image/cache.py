@@ -52,12 +52,6 @@ def cache_root(env: Mapping[str, str]) -> Path:
     return Path(base) / "kitbuild"
 
 
-#: The pipeline's fetch: pins, target and a directory in, a wheelhouse out.
-Fetch = Callable[..., wheelhouse.Wheelhouse]
-#: The pipeline's resolver: requirement lines and a target in (constraints optional), pins out.
-Resolve = Callable[..., list[locks.Pin]]
-
-
 def sha256_file(path: Path) -> str:
     """The hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -131,32 +125,34 @@ class WheelhouseCache:
         self.directory = root / "wheelhouse"
         self._say = say
 
-    def wrap(self, fetch: Fetch) -> Fetch:
+    def wrap(self, fetch: wheelhouse.Fetch) -> wheelhouse.Fetch:
         """A fetch with the same contract that answers from the cache when it can."""
 
         def cached_fetch(
             pins: Sequence[locks.Pin],
             target: wheelhouse.Target,
             directory: Path,
-            **options: Any,
+            *,
+            say: Callable[[str], None] = print,
         ) -> wheelhouse.Wheelhouse:
-            return self.fetch(fetch, pins, target, directory, **options)
+            return self.fetch(fetch, pins, target, directory, say=say)
 
         return cached_fetch
 
     def fetch(
         self,
-        fetch: Fetch,
+        fetch: wheelhouse.Fetch,
         pins: Sequence[locks.Pin],
         target: wheelhouse.Target,
         directory: Path,
-        **options: Any,
+        *,
+        say: Callable[[str], None] = print,
     ) -> wheelhouse.Wheelhouse:
         """Copy the cached wheelhouse into ``directory``, fetching and storing it on a miss."""
         entry = self.directory / wheelhouse_key(pins, target)
         manifest = self._intact(entry)
         if manifest is None:
-            manifest = self._store(fetch, pins, target, entry, **options)
+            manifest = self._store(fetch, pins, target, entry, say=say)
         else:
             self._say(f"kitbuild: dependencies unchanged; the wheelhouse comes from {entry}")
         directory.mkdir(parents=True, exist_ok=True)
@@ -181,18 +177,19 @@ class WheelhouseCache:
 
     def _store(
         self,
-        fetch: Fetch,
+        fetch: wheelhouse.Fetch,
         pins: Sequence[locks.Pin],
         target: wheelhouse.Target,
         entry: Path,
-        **options: Any,
+        *,
+        say: Callable[[str], None],
     ) -> dict[str, Any]:
         self.directory.mkdir(parents=True, exist_ok=True)
         # Fetched beside its final place, then renamed: a reader never sees half an entry.
         staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=self.directory))
         try:
             try:
-                fetched = fetch(pins, target, staging / "wheels", **options)
+                fetched = fetch(pins, target, staging / "wheels", say=say)
             except KitError as error:
                 raise type(error)(f"{error}{self._hint(pins, target)}") from None
             manifest = {
@@ -257,7 +254,7 @@ class ResolveCache:
         self.directory = root / "resolve"
         self._say = say
 
-    def wrap(self, resolve: Resolve) -> Resolve:
+    def wrap(self, resolve: wheelhouse.Resolve) -> wheelhouse.Resolve:
         """A resolver with the same contract that answers from the cache when it can."""
 
         def cached_resolve(
@@ -265,14 +262,13 @@ class ResolveCache:
             target: wheelhouse.Target,
             *,
             constraints: Sequence[locks.Pin] = (),
-            **options: Any,
         ) -> list[locks.Pin]:
             record = self.directory / (resolve_key(requirements, constraints, target) + ".json")
             cached = self._read(record)
             if cached is not None:
                 return cached
             try:
-                pins = resolve(requirements, target, constraints=constraints, **options)
+                pins = resolve(requirements, target, constraints=constraints)
             except KitError as error:
                 hint = self._hint(requirements, target)
                 raise type(error)(f"{error}{hint}") from None

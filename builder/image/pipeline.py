@@ -150,7 +150,7 @@ def kit_additions(names: Collection[str]) -> list[str]:
 def image_pins(
     selection: dependencies.Selection,
     target: wheelhouse.Target,
-    resolve: Callable[..., list[locks.Pin]],
+    resolve: wheelhouse.Resolve,
 ) -> list[locks.Pin]:
     """Every package the image installs, at one exact version each.
 
@@ -241,8 +241,8 @@ def build_project(
     *,
     sources: BaseSource,
     publisher: Publisher,
-    fetch: Callable[..., wheelhouse.Wheelhouse] = wheelhouse.fetch,
-    resolve: Callable[..., list[locks.Pin]] = wheelhouse.resolve,
+    fetch: wheelhouse.Fetch = wheelhouse.fetch,
+    resolve: wheelhouse.Resolve = wheelhouse.resolve,
     say: Callable[[str], None] = print,
     workdir: Path | None = None,
     env: Mapping[str, str] | None = None,

@@ -22,7 +22,7 @@ import tomllib
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from packaging import tags
 from packaging.requirements import InvalidRequirement, Requirement
@@ -212,6 +212,20 @@ def run_uv(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 
 
+class Resolve(Protocol):
+    """The resolver a build is given: :func:`resolve`, the cache around it, or a fake."""
+
+    def __call__(
+        self,
+        requirements: Sequence[str],
+        target: Target,
+        *,
+        constraints: Sequence[locks.Pin] = ...,
+    ) -> list[locks.Pin]:
+        """Pins for ``requirements`` on ``target``, kept at ``constraints``' versions."""
+        ...
+
+
 def resolve(
     requirements: Sequence[str],
     target: Target,
@@ -297,6 +311,21 @@ def _uv_index_env(pip: PipRunner) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- fetching
+
+
+class Fetch(Protocol):
+    """The fetch a build is given: :func:`fetch`, the cache around it, or a fake."""
+
+    def __call__(
+        self,
+        pins: Sequence[locks.Pin],
+        target: Target,
+        directory: Path,
+        *,
+        say: Callable[[str], None] = ...,
+    ) -> Wheelhouse:
+        """Exactly ``pins`` for ``target``, downloaded into ``directory``."""
+        ...
 
 
 def fetch(

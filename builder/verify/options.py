@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from builder.errors import ConfigError, VerifyError
 from builder.image.service_images import MYSQL_IMAGE
 from builder.verify.load import MAX_CONCURRENCY
-from kitbuild_runtime import values
+from kitbuild_runtime import environment, values
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -26,7 +26,7 @@ class VerifyOptions:
     database_image: str = MYSQL_IMAGE
     max_connections: int = 40
     cpus: float = 1.0
-    path: str = "/healthz"
+    path: str = environment.HEALTH_PATH
     duration: float = 15.0
     concurrency: int | None = None  # None: OVERLOAD_FACTOR x the plan's threads
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -39,7 +39,7 @@ def parse_options(
     database_image: str = MYSQL_IMAGE,
     max_connections: str = "40",
     cpus: str = "1",
-    path: str = "/healthz",
+    path: str = environment.HEALTH_PATH,
     duration: str = "15",
     concurrency: str | None = None,
     env: Sequence[str] = (),

@@ -1,39 +1,38 @@
 """The corpus suite's fixtures: the engine's (shared with tests/integration) and the results.
 
-The results table is printed at the end of the run, whatever passed, and written as JSON
-to the file KIT_CORPUS_RESULTS names, when it is set (the README's table comes from it).
+The tests may run on several workers (pytest-xdist), and the summary is printed by the
+process that runs none of them, so each test's result travels in its report's
+``user_properties``; tests/conftest.py gathers them and prints the table at the end of the
+run (and writes it as JSON to the file KIT_CORPUS_RESULTS names, when it is set).
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
+import dataclasses
+from collections.abc import Iterator
 
 import pytest
 
-from tests.corpus.corpus import Result, as_json, table
+from tests.corpus.corpus import RESULT_PROPERTY, Result
 from tests.integration.conftest import gateway, mysql_server_image
 
 __all__ = ["corpus_results", "gateway", "mysql_server_image"]
 
-_RESULTS = pytest.StashKey[dict[str, Result]]()
-
 
 @pytest.fixture(scope="session")
-def corpus_results(request: pytest.FixtureRequest) -> dict[str, Result]:
-    """What the suite measured, per project, kept for the end-of-run summary."""
-    return request.config.stash.setdefault(_RESULTS, {})
+def corpus_results() -> dict[str, Result]:
+    """What this process measured, per project (each test's report carries its own)."""
+    return {}
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the measured table (and write it as JSON) when corpus tests ran."""
-    results = terminalreporter.config.stash.get(_RESULTS, {})
-    if not results:
-        return
-    ordered = list(results.values())
-    terminalreporter.write_sep("=", "kitbuild corpus")
-    terminalreporter.write_line(table(ordered))
-    target = os.environ.get("KIT_CORPUS_RESULTS")
-    if target:
-        Path(target).write_text(json.dumps(as_json(ordered), indent=2) + "\n")
+@pytest.fixture(autouse=True)
+def _report_result(
+    request: pytest.FixtureRequest, corpus_results: dict[str, Result]
+) -> Iterator[None]:
+    """After a test, put its project's result in the test's report (read by the summary)."""
+    yield
+    callspec = getattr(request.node, "callspec", None)
+    project = callspec.params.get("project") if callspec else None
+    result = corpus_results.get(getattr(project, "name", ""))
+    if result is not None:
+        request.node.user_properties.append((RESULT_PROPERTY, dataclasses.asdict(result)))

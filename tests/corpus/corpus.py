@@ -161,7 +161,7 @@ class Result:
 
 
 def table(results: list[Result]) -> str:
-    """The README's compatibility table, in Markdown."""
+    """The corpus table of docs/building.md, in Markdown."""
     lines = [
         "| project | how it declares dependencies | build time | image size | result |",
         "|---|---|---|---|---|",
@@ -173,6 +173,10 @@ def table(results: list[Result]) -> str:
             f"| {result.name} | {result.declares} | {seconds} | {size} | {result.verdict()} |"
         )
     return "\n".join(lines)
+
+
+#: The user property a corpus test's report carries its project's result in.
+RESULT_PROPERTY = "kitbuild-corpus-result"
 
 
 def as_json(results: list[Result]) -> list[dict[str, Any]]:

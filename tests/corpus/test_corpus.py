@@ -71,7 +71,10 @@ def _params(stage: str) -> list[object]:
     params: list[object] = []
     for project in PROJECTS:
         reason = project.known_build if stage == "build" else project.known_build or project.known
-        marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+        # A project's build and pages share its image: one worker runs both (tests/conftest.py).
+        marks = [pytest.mark.xdist_group(f"corpus-{project.name}")]
+        if reason:
+            marks.append(pytest.mark.xfail(reason=reason, strict=True))
         params.append(pytest.param(project, id=project.name, marks=marks))
     return params
 

@@ -114,7 +114,7 @@ def test_corpus_folder_from_the_environment_or_a_parent(tmp_path: Path) -> None:
 
 
 def test_table_rows_say_time_size_and_result() -> None:
-    """The README's table: seconds, megabytes and the verdict, or a dash when not measured."""
+    """The corpus table (docs/building.md): seconds, megabytes, verdict; a dash if unmeasured."""
     works = Result("a", "`uv.lock`", 61.2, 250_000_000, pages_ok=3, pages_total=3)
     broken = Result("b", "`Pipfile`", 12.0, build_error="no wheel of x")
 

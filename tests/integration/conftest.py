@@ -11,6 +11,7 @@ import itertools
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -45,8 +46,16 @@ class Built:
         return f"Built({self.tag}, code={self.code}, err={self.err!r}, out=...{self.out[-1500:]})"
 
 
+class BuildWithCli(Protocol):
+    """`kitbuild build PROJECT [EXTRA...] --tag TAG` through the CLI, tag removed after the run."""
+
+    def __call__(self, project: Path, *extra: str, tag: str | None = None) -> Built:
+        """Build ``project`` (tagged ``tag``, else a fresh test tag) and say how it went."""
+        ...
+
+
 @pytest.fixture(scope="session")
-def build_with_cli(gateway: DockerGateway) -> Iterator[object]:
+def build_with_cli(gateway: DockerGateway) -> Iterator[BuildWithCli]:
     """Build a project with `kitbuild build`, tagging kitbuild-test-X/NAME:N; remove all after."""
     tags: list[str] = []
 
@@ -63,11 +72,11 @@ def build_with_cli(gateway: DockerGateway) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def mysite_image(build_with_cli: object) -> Built:
+def mysite_image(build_with_cli: BuildWithCli) -> Built:
     """examples/mysite built once for the session, exactly as the README does it."""
-    built = build_with_cli(ROOT / "examples" / "mysite")  # type: ignore[operator]
+    built = build_with_cli(ROOT / "examples" / "mysite")
     assert 0 == built.code, built
-    return built  # type: ignore[no-any-return]
+    return built
 
 
 @pytest.fixture(scope="session")

@@ -19,18 +19,18 @@ import pytest
 
 from builder.engine import DockerGateway
 from builder.image import bases
-from tests.integration.conftest import PROJECTS, ROOT, Built
+from tests.integration.conftest import PROJECTS, ROOT, BuildWithCli, Built
 from tests.integration.test_runtime import get, logs_tail, server
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def compress_image(build_with_cli: object) -> Built:
+def compress_image(build_with_cli: BuildWithCli) -> Built:
     """compress-app built once for the module, as a user would: no flags."""
-    built = build_with_cli(PROJECTS / "compress-app")  # type: ignore[operator]
+    built = build_with_cli(PROJECTS / "compress-app")
     assert 0 == built.code, built
-    return built  # type: ignore[no-any-return]
+    return built
 
 
 def test_compress_app_runs_its_build_steps_with_build_env_only_in_the_build(
@@ -87,14 +87,14 @@ def test_compressed_pages_answer_200_and_a_500_leaves_its_traceback(
 
 
 def test_build_and_runtime_packages_are_there_when_needed(
-    gateway: DockerGateway, build_with_cli: object
+    gateway: DockerGateway, build_with_cli: BuildWithCli
 ) -> None:
     """A build package serves the compile, runtime packages the running image.
 
     psycopg2 compiles against libpq-dev in the build stage; at run time it loads libpq5 and
     python-magic loads libmagic1, both from the runtime's derived base.
     """
-    built = build_with_cli(PROJECTS / "syspkg-app")  # type: ignore[operator]
+    built = build_with_cli(PROJECTS / "syspkg-app")
     assert 0 == built.code, built
 
     probe = (
@@ -114,14 +114,12 @@ def test_build_and_runtime_packages_are_there_when_needed(
 
 
 def test_failing_build_command_is_named_in_one_line_and_tags_nothing(
-    gateway: DockerGateway, build_with_cli: object, tmp_path: Path
+    gateway: DockerGateway, build_with_cli: BuildWithCli, tmp_path: Path
 ) -> None:
     """A build command that exits 3: one error line naming it, exit 1, no image."""
     project = tmp_path / "mysite"
     shutil.copytree(ROOT / "examples" / "mysite", project)
-    built = build_with_cli(  # type: ignore[operator]
-        project, "--build-command", "echo preparing; exit 3"
-    )
+    built = build_with_cli(project, "--build-command", "echo preparing; exit 3")
 
     assert 1 == built.code, built
     assert re.fullmatch(
@@ -133,16 +131,14 @@ def test_failing_build_command_is_named_in_one_line_and_tags_nothing(
 
 
 def test_unknown_debian_package_is_one_line_and_tags_nothing(
-    gateway: DockerGateway, build_with_cli: object
+    gateway: DockerGateway, build_with_cli: BuildWithCli
 ) -> None:
     """A runtime package bookworm lacks: one line naming it, exit 1, no image at all.
 
     Neither the app's tag nor a derived base is left behind.
     """
     package = "kitbuild-no-such-package"
-    built = build_with_cli(  # type: ignore[operator]
-        ROOT / "examples" / "mysite", "--runtime-package", package
-    )
+    built = build_with_cli(ROOT / "examples" / "mysite", "--runtime-package", package)
 
     assert 1 == built.code, built
     assert built.err.startswith(f"kitbuild: error: Debian bookworm has no package {package};")
@@ -152,13 +148,13 @@ def test_unknown_debian_package_is_one_line_and_tags_nothing(
 
 
 def test_source_package_without_its_headers_names_the_packages_to_add(
-    gateway: DockerGateway, build_with_cli: object, tmp_path: Path
+    gateway: DockerGateway, build_with_cli: BuildWithCli, tmp_path: Path
 ) -> None:
     """psycopg2 without libpq-dev fails to compile: the one error line names the flags."""
     project = tmp_path / "syspkg-app"
     shutil.copytree(PROJECTS / "syspkg-app", project)
     (project / "pyproject.toml").unlink()  # no build packages: the compile must fail
-    built = build_with_cli(project)  # type: ignore[operator]
+    built = build_with_cli(project)
 
     assert 1 == built.code, built
     assert built.err.startswith("kitbuild: error: build failed at step "), built

@@ -17,7 +17,7 @@ import pytest
 from builder import cli
 from builder.engine import DockerGateway
 from builder.errors import KitError
-from tests.integration.conftest import PROJECTS, TEST_REPOSITORY
+from tests.integration.conftest import PROJECTS, TEST_REPOSITORY, BuildWithCli
 
 pytestmark = pytest.mark.docker
 
@@ -81,10 +81,10 @@ def lock_versions(project: Path) -> dict[str, str]:
     ],
 )
 def test_each_lock_installs_exactly_its_pins(
-    fixture: str, expected: set[str], build_with_cli: object, gateway: DockerGateway
+    fixture: str, expected: set[str], build_with_cli: BuildWithCli, gateway: DockerGateway
 ) -> None:
     """The image holds the lock's packages for its Python at the locked versions, and no other."""
-    built = build_with_cli(PROJECTS / fixture)  # type: ignore[operator]
+    built = build_with_cli(PROJECTS / fixture)
     assert 0 == built.code, built
 
     found = installed(gateway, built.tag)
@@ -105,12 +105,10 @@ def test_each_lock_installs_exactly_its_pins(
 
 
 def test_marker_fixture_builds_and_runs_on_trixie(
-    build_with_cli: object, gateway: DockerGateway
+    build_with_cli: BuildWithCli, gateway: DockerGateway
 ) -> None:
     """On Python 3.13 the same lock gives legacy-cgi (>= 3.13 only) and no async-timeout."""
-    built = build_with_cli(  # type: ignore[operator]
-        PROJECTS / "lock-uv", "--base-image", "kitbuild/python-build:trixie"
-    )
+    built = build_with_cli(PROJECTS / "lock-uv", "--base-image", "kitbuild/python-build:trixie")
     assert 0 == built.code, built
 
     found = installed(gateway, built.tag)
@@ -176,7 +174,7 @@ def test_a_stale_lock_or_one_for_another_python_is_one_line(
     new: str,
     message: str,
     tmp_path: Path,
-    build_with_cli: object,
+    build_with_cli: BuildWithCli,
     gateway: DockerGateway,
 ) -> None:
     """The build stops before building: one line naming the file and package, no image."""
@@ -184,7 +182,7 @@ def test_a_stale_lock_or_one_for_another_python_is_one_line(
     shutil.copytree(PROJECTS / fixture, project)
     (project / file).write_text((project / file).read_text().replace(old, new))
 
-    built = build_with_cli(project)  # type: ignore[operator]
+    built = build_with_cli(project)
 
     assert 1 == built.code, built
     assert message in built.err

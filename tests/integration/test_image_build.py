@@ -18,7 +18,7 @@ from builder import cli
 from builder.engine import DockerGateway
 from builder.errors import BuildFailed
 from builder.image import bases, wheelhouse
-from tests.integration.conftest import PROJECTS, ROOT, TEST_REPOSITORY, Built
+from tests.integration.conftest import PROJECTS, ROOT, TEST_REPOSITORY, BuildWithCli, Built
 
 pytestmark = pytest.mark.docker
 
@@ -123,7 +123,7 @@ def test_builds_have_no_network(gateway: DockerGateway, tmp_path: Path) -> None:
 
 
 def test_code_only_change_reruns_only_the_code_steps(
-    gateway: DockerGateway, build_with_cli: object, tmp_path: Path
+    gateway: DockerGateway, build_with_cli: BuildWithCli, tmp_path: Path
 ) -> None:
     """In a git checkout, touching one .py file re-runs COPY app/ and the one RUN only.
 
@@ -135,12 +135,12 @@ def test_code_only_change_reruns_only_the_code_steps(
     _git_commit(project)
     # One tag: org.opencontainers.image.version comes from it, and a new one is a new label.
     tag = f"{TEST_REPOSITORY}/code-only:{uuid.uuid4().hex[:8]}"
-    first = build_with_cli(project, tag=tag)  # type: ignore[operator]
+    first = build_with_cli(project, tag=tag)
     views = project / "hits" / "views.py"
     # Unique each run: an identical change from an earlier run would be in the build cache.
     views.write_text(views.read_text() + f"\n# a code-only change {uuid.uuid4()}\n")
-    second = build_with_cli(project, tag=tag)  # type: ignore[operator]
-    third = build_with_cli(project, tag=tag)  # type: ignore[operator]
+    second = build_with_cli(project, tag=tag)
+    third = build_with_cli(project, tag=tag)
 
     assert (0, 0, 0) == (first.code, second.code, third.code), second
     rerun = rerun_steps(second.out)
@@ -186,10 +186,10 @@ def rerun_steps(output: str) -> list[str]:
     ],
 )
 def test_fixture_projects_build_and_pass_django_checks(
-    gateway: DockerGateway, build_with_cli: object, name: str
+    gateway: DockerGateway, build_with_cli: BuildWithCli, name: str
 ) -> None:
     """Each project shape builds without network and its settings load in the image."""
-    built = build_with_cli(PROJECTS / name)  # type: ignore[operator]
+    built = build_with_cli(PROJECTS / name)
     assert 0 == built.code, built
 
     # Through kitbuild's settings overlay, which needs a database URL (check never connects).
@@ -203,10 +203,10 @@ def test_fixture_projects_build_and_pass_django_checks(
 
 
 def test_whitenoise_project_has_hashed_static_files(
-    gateway: DockerGateway, build_with_cli: object
+    gateway: DockerGateway, build_with_cli: BuildWithCli
 ) -> None:
     """Static files were collected at build time with whitenoise's manifest storage."""
-    built = build_with_cli(PROJECTS / "whitenoise-app")  # type: ignore[operator]
+    built = build_with_cli(PROJECTS / "whitenoise-app")
     listing = gateway.run(built.tag, ["ls", "/app/staticfiles"], network_mode="none")
 
     assert b"staticfiles.json" in listing
@@ -214,14 +214,14 @@ def test_whitenoise_project_has_hashed_static_files(
 
 
 def test_src_layout_project_builds_and_imports_without_manage_py(
-    gateway: DockerGateway, build_with_cli: object
+    gateway: DockerGateway, build_with_cli: BuildWithCli
 ) -> None:
     """A src layout builds: its statics are collected, its settings and WSGI app import.
 
     Only the project's manage.py adds src/ to sys.path; the build steps, kitbuild's settings
     overlay and gunicorn never run manage.py.
     """
-    built = build_with_cli(PROJECTS / "src-layout-app")  # type: ignore[operator]
+    built = build_with_cli(PROJECTS / "src-layout-app")
     assert 0 == built.code, built
 
     loaded = gateway.run(
@@ -243,10 +243,10 @@ def test_src_layout_project_builds_and_imports_without_manage_py(
 
 
 def test_failed_build_names_the_step_and_leaves_no_tag(
-    gateway: DockerGateway, build_with_cli: object
+    gateway: DockerGateway, build_with_cli: BuildWithCli
 ) -> None:
     """A project whose collectstatic fails: one error line with the step; the tag is absent."""
-    built = build_with_cli(PROJECTS / "bad-build-fails")  # type: ignore[operator]
+    built = build_with_cli(PROJECTS / "bad-build-fails")
 
     assert 1 == built.code
     assert re.match(
@@ -258,9 +258,9 @@ def test_failed_build_names_the_step_and_leaves_no_tag(
     assert not gateway.image_exists(built.tag)
 
 
-def test_base_image_that_is_neither_here_nor_pullable(build_with_cli: object) -> None:
+def test_base_image_that_is_neither_here_nor_pullable(build_with_cli: BuildWithCli) -> None:
     """--base-image naming an image no one has is one clear line, exit 1."""
-    built = build_with_cli(  # type: ignore[operator]
+    built = build_with_cli(
         ROOT / "examples" / "mysite", "--base-image", "kitbuild-test/no-such-base:1"
     )
 

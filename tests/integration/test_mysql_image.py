@@ -81,8 +81,10 @@ def test_testcontainers_mysql_container_connects(mysql_image: str) -> None:
         )
         with connection, connection.cursor() as cursor:
             cursor.execute("SELECT VERSION(), DATABASE(), CURRENT_USER()")
-            version, database, user = cursor.fetchone()
+            row = cursor.fetchone()
 
+    assert row is not None
+    version, database, user = row
     assert "MariaDB" in version
     assert (mysql.dbname, f"{mysql.username}@%") == (database, user)
 

@@ -18,7 +18,7 @@ import http.client
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 
@@ -102,11 +102,14 @@ class Server:
         self,
         image: str,
         environment: dict[str, str | None] | None = None,
-        **options: object,
+        *,
+        read_only: bool = False,
+        tmpfs: Mapping[str, str] | None = None,
     ) -> Iterator[RunningApp]:
         """The app serving on one CPU, once /healthz answers 200; removed afterwards.
 
         ``environment`` changes the app's environment; a None value removes that variable.
+        ``read_only`` and ``tmpfs`` go to :meth:`VerifyStack.start_app` as they are.
         """
         merged = {**self.environment, **(environment or {})}
         running = self.stack.start_app(
@@ -114,7 +117,8 @@ class Server:
             {name: text for name, text in merged.items() if text is not None},
             cpus=1.0,
             timeout=60,
-            **options,  # type: ignore[arg-type]
+            read_only=read_only,
+            tmpfs=tmpfs,
         )
         try:
             yield running

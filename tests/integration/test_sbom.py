@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 
 from builder.engine import DockerGateway
 from builder.image.context import SBOM_PATH
-from tests.integration.conftest import ROOT, Built
+from tests.integration.conftest import ROOT, BuildWithCli, Built
 
 pytestmark = pytest.mark.docker
 
@@ -63,11 +63,11 @@ def test_sbom_carries_hashes_and_declared_licences(
 
 
 def test_sbom_option_writes_the_images_sbom_on_the_host(
-    gateway: DockerGateway, build_with_cli: object, tmp_path: Path
+    gateway: DockerGateway, build_with_cli: BuildWithCli, tmp_path: Path
 ) -> None:
     """`--sbom FILE` writes the very file the image carries."""
     destination = tmp_path / "mysite.cdx.json"
-    built = build_with_cli(ROOT / "examples" / "mysite", "--sbom", str(destination))  # type: ignore[operator]
+    built = build_with_cli(ROOT / "examples" / "mysite", "--sbom", str(destination))
 
     assert 0 == built.code, built
     assert destination.read_bytes() == gateway.read_file(built.tag, SBOM_PATH)
