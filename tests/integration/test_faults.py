@@ -22,7 +22,7 @@ from builder.verify.server import Credentials, answers
 from builder.verify.stack import RunningApp, VerifyStack
 from tests.integration.conftest import Built
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.faults]
 
 PAGE = "/db/sleep/?seconds=0.02"
 #: How soon after the server is back the app must serve again.
