@@ -17,6 +17,7 @@ import pytest
 
 from builder import cli
 from builder.engine import DockerGateway
+from builder.image import bases
 from builder.image.service_images import MYSQL
 
 ROOT = Path(__file__).parent.parent.parent
@@ -77,6 +78,16 @@ def mysite_image(build_with_cli: BuildWithCli) -> Built:
     built = build_with_cli(ROOT / "examples" / "mysite")
     assert 0 == built.code, built
     return built
+
+
+@pytest.fixture(scope="session")
+def trixie_build_base(gateway: DockerGateway) -> str:
+    """kitbuild/python-build:trixie, made if missing.
+
+    A test that names it must not rely on another (one building with ``--suite trixie``)
+    having run before it: in a parallel run, or on a fresh engine, none may have.
+    """
+    return bases.ensure_suite("trixie", gateway, say=lambda _line: None).build
 
 
 @pytest.fixture(scope="session")

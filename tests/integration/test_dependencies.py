@@ -105,10 +105,10 @@ def test_each_lock_installs_exactly_its_pins(
 
 
 def test_marker_fixture_builds_and_runs_on_trixie(
-    build_with_cli: BuildWithCli, gateway: DockerGateway
+    build_with_cli: BuildWithCli, gateway: DockerGateway, trixie_build_base: str
 ) -> None:
     """On Python 3.13 the same lock gives legacy-cgi (>= 3.13 only) and no async-timeout."""
-    built = build_with_cli(PROJECTS / "lock-uv", "--base-image", "kitbuild/python-build:trixie")
+    built = build_with_cli(PROJECTS / "lock-uv", "--base-image", trixie_build_base)
     assert 0 == built.code, built
 
     found = installed(gateway, built.tag)
