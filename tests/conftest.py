@@ -1,13 +1,9 @@
-"""Shared fixtures (checked-in cgroup trees), and how a parallel run (pytest-xdist) deals tests.
+"""Shared fixtures (checked-in cgroup trees), the corpus summary, and the suite's order.
 
-The suite runs on several workers (``-n`` in pyproject.toml's addopts). Docker tests spend
-most of their time waiting on containers, so they overlap well, but two things must hold:
-
-- Tests that share a module- or class-scoped fixture (a compose stack, a server, a swarm)
-  run on one worker, so the fixture is made once: they get the module as their
-  ``xdist_group``. Every other test is dealt on its own.
-- The longest work starts first, so no worker is left with a long module at the end while
-  the others idle: the Swarm module, then the corpus, then other Docker tests, then the rest.
+The suite runs on several workers (``-n`` in pyproject.toml's addopts); which tests go
+together, and which run alone at the end, is :mod:`tests.scheduling`'s business. The order
+set here starts the longest work first, so no worker is left with a long module at the
+end while the others idle.
 
 Names, ports and networks are already per process: images are tagged under a random
 repository (tests/integration/conftest.py), stacks and containers carry random suffixes,
@@ -24,17 +20,18 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.corpus.corpus import RESULT_PROPERTY, Result, as_json, table
+from tests.scheduling import KitScheduling
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+#: pytester runs small suites of its own (tests/test_scheduling.py deals one).
+pytest_plugins = ("pytester",)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 #: The corpus results the reports carried, by project (gathered where the summary prints).
 _CORPUS_RESULTS: dict[str, Result] = {}
-
-#: Scopes whose fixtures are made once per module (or class) on the worker that runs them.
-_SHARED_SCOPES = frozenset({"module", "class", "package"})
 
 
 @pytest.fixture(name="cgroup_root")
@@ -49,36 +46,25 @@ def _cgroup_root() -> Callable[[str], Path]:
     return root
 
 
-def _shares_a_fixture(item: pytest.Item) -> bool:
-    """Whether the test uses a module-, class- or package-scoped fixture."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    for name in info.names_closure:
-        definitions = info.name2fixturedefs.get(name, ())
-        if definitions and definitions[-1].scope in _SHARED_SCOPES:
-            return True
-    return False
-
-
 def _start_order(item: pytest.Item) -> int:
-    """0 for the Swarm tests, 1 the corpus, 2 other Docker tests, 3 the rest."""
-    if item.get_closest_marker("swarm"):
-        return 0
+    """0 for the corpus, 1 other Docker tests (builds, stacks), 2 the rest."""
     if item.get_closest_marker("corpus"):
-        return 1
+        return 0
     if item.get_closest_marker("docker"):
-        return 2
-    return 3
+        return 1
+    return 2
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group the tests that share a fixture by module, and put the longest work first."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and _shares_a_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    items.sort(key=_start_order)  # stable: a module's own order is kept
+    """Put the longest work first; a module's own order is kept (the sort is stable)."""
+    items.sort(key=_start_order)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> KitScheduling | None:
+    """Deal the tests with kitbuild's scheduler when the run asks for ``--dist loadfile``."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    return KitScheduling(config, log)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

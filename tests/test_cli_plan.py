@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -170,12 +171,16 @@ def test_empty_variable_counts_as_unset() -> None:
 
 
 def test_installed_console_script_runs_without_traceback() -> None:
-    """The installed `kitbuild` script gives the seed plan, and bad input gives no traceback."""
+    """The installed `kitbuild` script gives the seed plan, and bad input gives no traceback.
+
+    The script is the one pip installed beside this interpreter, found whatever PATH is.
+    """
+    script = str(Path(sysconfig.get_path("scripts")) / "kitbuild")
     good = subprocess.run(
-        ["kitbuild", "plan", *SEED_FLAGS, "--json"], capture_output=True, text=True, check=False
+        [script, "plan", *SEED_FLAGS, "--json"], capture_output=True, text=True, check=False
     )
     bad = subprocess.run(
-        ["kitbuild", "plan", "--max-connections", "abc"],
+        [script, "plan", "--max-connections", "abc"],
         capture_output=True,
         text=True,
         check=False,
