@@ -381,15 +381,21 @@ def test_a_rolling_update_under_load_stays_within_the_budget(
     assert [[]] * REPLICAS == [warnings_of(c) for c in web]
 
 
-def test_scaling_past_the_plan_warns_naming_the_numbers(stack: SwarmStack) -> None:
-    """`docker service scale web=9`, then `web=10`, with KIT_REPLICAS=3: the tenth warns.
+#: Replicas the scale test ends with: one more than KIT_REPLICAS + KIT_MAX_SURGE + 1.
+SCALED = 6
 
-    A healthy replica holds at least its healthcheck's session, so the tenth sees nine
+
+def test_scaling_past_the_plan_warns_naming_the_numbers(stack: SwarmStack) -> None:
+    """`docker service scale web=5`, then `web=6`, with KIT_REPLICAS=3: the sixth warns.
+
+    A healthy replica holds at least its healthcheck's session, so the sixth sees five
     other clients, more than the 3 + 1 containers planned. Its warning carries the open
     sessions and clients it saw, its own peak (8), the budget (37), and the replicas (3)
     and surge (1) the plan was made for. (Replicas started in the same second see each
     other only while each holds its one session before its check: a best effort, which
-    two CI runs of a one-step scale to 10 showed is not reliable, so it is not asserted.)
+    two CI runs of a one-step scale showed is not reliable, so it is not asserted. Six
+    rather than ten replicas: on two CPUs, ten starting together failed health checks and
+    Swarm replaced some, which then started beside fewer than the test counted on.)
     """
     web = stack.service("web")
     deadline = time.monotonic() + 300
@@ -409,23 +415,27 @@ def test_scaling_past_the_plan_warns_naming_the_numbers(stack: SwarmStack) -> No
             assert time.monotonic() < deadline, [(t.slot, t.state, t.error) for t in web.tasks()]
             time.sleep(2)
 
+    user = description.load(stack.env).database.user
     try:
-        web.scale(9)
-        nine = {c.id for c in wait_for(9)}
-        web.scale(10)
-        # The tenth, and any replica Swarm replaced meanwhile (a health check that timed
-        # out on this busy machine): each started beside at least eight healthy ones.
-        newcomers = [c for c in wait_for(10) if c.id not in nine]
+        web.scale(SCALED - 1)
+        before = {c.id for c in wait_for(SCALED - 1)}
+        # What the last replica's check will read: the app account's sessions, by client address.
+        with stack.root() as session:
+            seen_before = web_sessions(session, user)
+        web.scale(SCALED)
+        # The last one, and any replica Swarm replaced meanwhile (a health check that timed
+        # out on this busy machine): the last started beside five healthy ones.
+        newcomers = [c for c in wait_for(SCALED) if c.id not in before]
         found = [warnings_of(c) for c in newcomers]
-        print(f"{len(newcomers)} new replicas; their warnings: {found}")
+        print(f"{len(newcomers)} new replicas; their warnings: {found}; before: {seen_before}")
     finally:
         with contextlib.suppress(Exception):
             web.scale(REPLICAS)
 
     assert newcomers
-    # A replica Swarm replaced may start while another restarts (fewer than nine beside
-    # it) and rightly not warn; the tenth always starts beside nine, so one warning at least.
-    assert any(found), found
+    # A replica Swarm replaced may start while another restarts (fewer than five beside
+    # it) and rightly not warn; the sixth always starts beside five, so one warning at least.
+    assert any(found), (found, seen_before, [c.logs()[-1500:] for c in newcomers])
     for (warning,) in [warnings for warnings in found if warnings]:
         assert (8, 37, 3, 1) == (
             warning["peak_connections"],
@@ -433,5 +443,8 @@ def test_scaling_past_the_plan_warns_naming_the_numbers(stack: SwarmStack) -> No
             warning["replicas"],
             warning["surge"],
         )
-        assert warning["clients"] >= 8 > REPLICAS + SURGE, warning
+        # Each warned for a reason it names: more clients than planned, or too many sessions.
+        assert warning["clients"] > REPLICAS + SURGE or warning["projected"] > warning["budget"], (
+            warning
+        )
         assert "KIT_REPLICAS=3 + KIT_MAX_SURGE=1 = 4 containers of 8" in warning["message"]
