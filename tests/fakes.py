@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 
 from builder.engine import DockerGateway
 from builder.image import bases, wheelhouse
-from builder.image.locks import Pin
+from builder.image.locks import PackageIndex, Pin
 from builder.image.pipeline import BuildResult
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class FakeResolve:
         target: wheelhouse.Target,
         *,
         constraints: Sequence[Pin] = (),
+        indexes: Sequence[PackageIndex] = (),
     ) -> list[Pin]:
         """Record the requirements, target and constraints; pin each requirement."""
         self.calls.append((list(requirements), target, list(constraints)))

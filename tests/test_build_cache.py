@@ -211,6 +211,7 @@ class CountingResolve:
         target: wheelhouse.Target,
         *,
         constraints: Sequence[locks.Pin] = (),
+        indexes: Sequence[locks.PackageIndex] = (),
     ) -> list[locks.Pin]:
         """Record the call; pin each name, or fail as uv does without an index."""
         self.calls.append((list(requirements), [pin.line() for pin in constraints]))

@@ -315,17 +315,16 @@ def test_pylock_for_a_newer_python_is_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- requirements
 
 
-def test_hashed_requirements_are_a_lock_and_the_index_line_is_ignored() -> None:
-    """--hash lines are kept as pins with their hashes; -i is reported, never used."""
+def test_hashed_requirements_are_a_lock() -> None:
+    """--hash lines are kept as pins with their hashes; no index named, none attached."""
     found = declared("hashed-requirements")
     selection = found.select(BOOKWORM.lock_target())
 
     assert selection.locked
     assert {"django", "asgiref", "sqlparse", "pymysql"} == names(selection.pins)
     assert all(len(pin.hashes) >= 1 for pin in selection.pins)
-    assert ["--index-url https://mirror.invalid/simple"] == [
-        note.split("'")[1] for note in found.notes
-    ]
+    assert all(pin.indexes == () for pin in selection.pins)
+    assert () == found.notes
 
 
 def test_a_requirement_without_hash_among_hashed_ones_is_refused(tmp_path: Path) -> None:

@@ -242,5 +242,6 @@ def test_parse_requirements_handles_options_comments_and_continuations() -> None
         project.RequirementLine(index="--index-url http://mirror.invalid/simple", number=1),
         project.RequirementLine(requirement="Django>=5.2", hashes=("sha256:abc",), number=3),
         project.RequirementLine(requirement="gunicorn==23.0.0", number=4),
+        project.RequirementLine(index="--find-links /somewhere", number=5),
         project.RequirementLine(include="other.txt", number=7),
     ] == items

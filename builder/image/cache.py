@@ -67,23 +67,34 @@ def _key(inputs: Mapping[str, Any]) -> str:
 
 
 def wheelhouse_key(pins: Sequence[locks.Pin], target: wheelhouse.Target) -> str:
-    """The entry's name: a hash of exactly what the fetch is given (list order included)."""
-    return _key({"pins": [pin.line() for pin in pins], "target": dataclasses.asdict(target)})
+    """The entry's name: a hash of exactly what the fetch is given (list order included).
+
+    A pin's indexes count (as written, ``${VARIABLES}`` unexpanded); without any, the key is
+    what it was before pins had them.
+    """
+    lines = [pin.line() + _indexes_key(pin.indexes) for pin in pins]
+    return _key({"pins": lines, "target": dataclasses.asdict(target)})
+
+
+def _indexes_key(indexes: Sequence[locks.PackageIndex]) -> str:
+    return "".join(f" --{index.kind}={index.url}" for index in indexes)
 
 
 def resolve_key(
     requirements: Sequence[str],
     constraints: Sequence[locks.Pin],
     target: wheelhouse.Target,
+    indexes: Sequence[locks.PackageIndex] = (),
 ) -> str:
     """A resolution's name: a hash of its requirement lines, its constraints and the target."""
-    return _key(
-        {
-            "requirements": list(requirements),
-            "constraints": [pin.line() for pin in constraints],
-            "target": dataclasses.asdict(target),
-        }
-    )
+    inputs: dict[str, Any] = {
+        "requirements": list(requirements),
+        "constraints": [pin.line() for pin in constraints],
+        "target": dataclasses.asdict(target),
+    }
+    if indexes:
+        inputs["indexes"] = _indexes_key(indexes)
+    return _key(inputs)
 
 
 def _file_hashes(directory: Path) -> dict[str, str]:
@@ -262,17 +273,22 @@ class ResolveCache:
             target: wheelhouse.Target,
             *,
             constraints: Sequence[locks.Pin] = (),
+            indexes: Sequence[locks.PackageIndex] = (),
         ) -> list[locks.Pin]:
-            record = self.directory / (resolve_key(requirements, constraints, target) + ".json")
+            key = resolve_key(requirements, constraints, target, indexes)
+            record = self.directory / (key + ".json")
             cached = self._read(record)
             if cached is not None:
-                return cached
+                return [dataclasses.replace(pin, indexes=tuple(indexes)) for pin in cached]
             try:
-                pins = resolve(requirements, target, constraints=constraints)
+                pins = resolve(requirements, target, constraints=constraints, indexes=indexes)
             except KitError as error:
                 hint = self._hint(requirements, target)
                 raise type(error)(f"{error}{hint}") from None
-            body = json.dumps([[pin.name, pin.version, list(pin.hashes)] for pin in pins])
+            body = json.dumps(
+                [[pin.name, pin.version, list(pin.hashes), *([pin.url] if pin.url else [])]
+                 for pin in pins]
+            )  # fmt: skip
             data = {
                 "format": FORMAT,
                 "requirements": list(requirements),
@@ -304,8 +320,13 @@ class ResolveCache:
             ):
                 raise ValueError("sha256")
             return [
-                locks.Pin(str(name), str(version), tuple(str(h) for h in hashes))
-                for name, version, hashes in json.loads(body)
+                locks.Pin(
+                    str(name),
+                    str(version),
+                    tuple(str(h) for h in hashes),
+                    url=str(url[0]) if url else None,
+                )
+                for name, version, hashes, *url in json.loads(body)
             ]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self._say(f"kitbuild: cached resolution {record.name[:12]} is damaged; resolving again")

@@ -36,7 +36,9 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from builder.errors import KitError, ResolveError
-from builder.image import locks
+from builder.image import direct, locks
+from builder.image import indexes as indexes_module
+from builder.image.locks.sources import strip_userinfo
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -221,8 +223,12 @@ class Resolve(Protocol):
         target: Target,
         *,
         constraints: Sequence[locks.Pin] = ...,
+        indexes: Sequence[locks.PackageIndex] = ...,
     ) -> list[locks.Pin]:
-        """Pins for ``requirements`` on ``target``, kept at ``constraints``' versions."""
+        """Pins for ``requirements`` on ``target``, kept at ``constraints``' versions.
+
+        ``indexes`` are the project's own: searched, and attached to the pins to fetch them.
+        """
         ...
 
 
@@ -231,6 +237,7 @@ def resolve(
     target: Target,
     *,
     constraints: Sequence[locks.Pin] = (),
+    indexes: Sequence[locks.PackageIndex] = (),
     uv: UvRunner = run_uv,
     pip: PipRunner = run_pip,
 ) -> list[locks.Pin]:
@@ -239,13 +246,19 @@ def resolve(
     uv evaluates every marker for the target's full Python version, so a dependency such as
     ``async-timeout; python_full_version < "3.11.3"`` is kept for 3.11.2 even on a 3.11.7
     host. ``constraints`` (a lock's pins) keep shared dependencies at their locked versions.
+    A ``name @ url`` requirement comes back as a pin with its URL (uv names the commit of a
+    git ref); its version is the wheel's, once built.
     """
-    env = {**_uv_index_env(pip), **os.environ, **_SOURCE_ENV}
+    env = indexes_module.tool_env(
+        {**_uv_index_env(pip), **os.environ, **_SOURCE_ENV}, indexes, indexes_module.UV
+    )
     with tempfile.TemporaryDirectory(prefix="kitbuild-resolve-") as scratch:
         wanted = Path(scratch) / "requirements.in"
         wanted.write_text("\n".join(requirements) + "\n")
         pinned = Path(scratch) / "constraints.txt"
-        pinned.write_text("".join(f"{pin.name}=={pin.version}\n" for pin in constraints))
+        pinned.write_text(
+            "".join(f"{pin.name}=={pin.version}\n" for pin in constraints if pin.version)
+        )
         result: subprocess.CompletedProcess[str] | None = None
         for platform in target.uv_platforms():
             result = uv(
@@ -273,19 +286,50 @@ def resolve(
         # uv draws a tree before its words; keep the words (the reason follows the first line).
         lines = [re.sub(r"^[^\w(]+", "", line).strip() for line in result.stderr.splitlines()]
         lines = [line for line in lines if line and not line.startswith("hint")]
-        detail = " ".join(lines[1:] or lines).removeprefix("error: ")
+        detail = strip_userinfo(" ".join(lines[1:] or lines).removeprefix("error: "))
         raise ResolveError(
             f"cannot resolve the requirements for Python {target.python_full} on "
             f"{target.platforms[0]}: {detail}"
         )
-    pins = []
-    for raw in result.stdout.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
+    return _resolved_pins(result.stdout, requirements, tuple(indexes))
+
+
+def _resolved_pins(
+    output: str, requirements: Sequence[str], indexes: tuple[locks.PackageIndex, ...]
+) -> list[locks.Pin]:
+    """Uv's ``name==version`` and ``name @ url`` lines as pins (fetched from ``indexes``).
+
+    A URL keeps the credentials (``${VARIABLE}``) as the project wrote them, never uv's.
+    """
+    written = {}
+    for line in requirements:
+        try:
             requirement = Requirement(line)
-            version = next(iter(requirement.specifier)).version
-            pins.append(locks.Pin(canonicalize_name(requirement.name), version))
+        except InvalidRequirement:
+            continue
+        if requirement.url:
+            written[canonicalize_name(requirement.name)] = requirement.url
+    pins = []
+    for raw in output.splitlines():
+        line = re.split(r"(?:^|\s)#", raw, maxsplit=1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        if requirement.url:
+            url = _with_userinfo_of(requirement.url, written.get(name))
+            pins.append(locks.Pin(name, "", url=url, indexes=indexes))
+            continue
+        version = next(iter(requirement.specifier)).version
+        pins.append(locks.Pin(name, version, indexes=indexes))
     return pins
+
+
+def _with_userinfo_of(resolved: str, written: str | None) -> str:
+    """Uv's resolved URL, its userinfo replaced with the one the project wrote (if any)."""
+    plain = strip_userinfo(resolved)
+    found = re.search(r"://([^/@\s]*@)", written or "")
+    return plain.replace("://", f"://{found.group(1)}", 1) if found else plain
 
 
 def _uv_index_env(pip: PipRunner) -> dict[str, str]:
@@ -294,19 +338,23 @@ def _uv_index_env(pip: PipRunner) -> dict[str, str]:
     uv does not read pip's configuration; without this a mirror the user configured for
     pip would be bypassed. Variables the user set for uv itself take precedence.
     """
-    result = pip(["config", "list"], dict(os.environ))
     names = {
         "index-url": "UV_INDEX_URL",
         "extra-index-url": "UV_EXTRA_INDEX_URL",
         "find-links": "UV_FIND_LINKS",
         "cert": "SSL_CERT_FILE",
     }
+    return {names[k]: v for k, v in _pip_config(pip).items() if k in names}
+
+
+def _pip_config(pip: PipRunner) -> dict[str, str]:
+    """The options of the user's pip configuration (pip.conf, PIP_*), by option name."""
+    result = pip(["config", "list"], dict(os.environ))
     found: dict[str, str] = {}
     for line in result.stdout.splitlines() if result.returncode == 0 else []:
         key, _, value = line.partition("=")
-        option = key.rsplit(".", 1)[-1]
-        if option in names and value:
-            found[names[option]] = value.strip().strip("'\"")
+        if value:
+            found[key.rsplit(".", 1)[-1]] = value.strip().strip("'\"")
     return found
 
 
@@ -334,6 +382,7 @@ def fetch(
     directory: Path,
     *,
     pip: PipRunner = run_pip,
+    git: direct.Runner = direct.run_git,
     say: Callable[[str], None] = print,
 ) -> Wheelhouse:
     """Download exactly ``pins`` (no resolution: they are the whole set) for ``target``.
@@ -341,20 +390,48 @@ def fetch(
     Pins with hashes are downloaded in pip's hash-checking mode. Every pin leaves with
     hashes: its own, or the sha256 of the file fetched, so the image can install with
     ``--require-hashes``. Packages with no wheel for the target are fetched as source,
-    with their build requirements, and compiled in the build stage.
+    with their build requirements, and compiled in the build stage. A pin from the
+    project's own index is fetched from there; a direct reference (git, an archive URL)
+    is built into a wheel first (:mod:`builder.image.direct`).
     """
     directory.mkdir(parents=True, exist_ok=True)
+    configured: dict[str, str] | None = None
+    built: dict[locks.Pin, direct.Built] = {}
+    for pin in [p for p in pins if p.url]:  # first: an unreachable repository fails early
+        env = dict(os.environ)
+        if pin.indexes:
+            configured = _pip_configured(pip) if configured is None else configured
+            env = indexes_module.tool_env(env, pin.indexes, indexes_module.PIP, configured)
+        built[pin] = direct.build(
+            pin, target.lock_target().tags, directory, pip=pip, git=git, env={**env, **_SOURCE_ENV}
+        )
     source: list[str] = []
-    for group in ([p for p in pins if p.hashes], [p for p in pins if not p.hashes]):
-        source += _download(group, target, directory, pip, say)
+    for indexes in dict.fromkeys(p.indexes for p in pins if not p.url):
+        env = dict(os.environ)
+        if indexes:
+            configured = _pip_configured(pip) if configured is None else configured
+            env = indexes_module.tool_env(env, indexes, indexes_module.PIP, configured)
+        group = [p for p in pins if not p.url and p.indexes == indexes]
+        for part in ([p for p in group if p.hashes], [p for p in group if not p.hashes]):
+            source += _download(part, target, directory, pip, say, env=env)
     lines = []
     for pin in pins:
+        if pin in built:
+            lines.append(built[pin].line())
+            continue
         found = _file_of(directory, pin.name, pin.version)
         if found is None:
             raise ResolveError(f"pip fetched no file of {pin.name}=={pin.version}")
         hashes = pin.hashes or (f"sha256:{hashlib.sha256(found.read_bytes()).hexdigest()}",)
         lines.append(dataclasses.replace(pin, hashes=hashes).line())
+    direct.write_sources(directory, [b.record for b in built.values()])
     return Wheelhouse(directory, tuple(source), tuple(lines))
+
+
+def _pip_configured(pip: PipRunner) -> dict[str, str]:
+    """pip.conf's extra indexes and --find-links, by pip's variables: a project's add to them."""
+    names = {"extra-index-url": "PIP_EXTRA_INDEX_URL", "find-links": "PIP_FIND_LINKS"}
+    return {names[k]: v for k, v in _pip_config(pip).items() if k in names}
 
 
 def _download(
@@ -363,9 +440,12 @@ def _download(
     directory: Path,
     pip: PipRunner,
     say: Callable[[str], None],
+    *,
+    env: dict[str, str],
 ) -> list[str]:
+    if not pins:
+        return []
     base = ["download", "--dest", str(directory), "--progress-bar=off", *target.pip_flags()]
-    env = dict(os.environ)
     binary = [pin.line() for pin in pins]
     source: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kitbuild-pins-") as scratch:
@@ -424,7 +504,7 @@ def unpinned_dependencies(
     environment = {**target.marker_environment(), "extra": ""}
     found: list[Unpinned] = []
     for pin in pins:
-        path = _file_of(directory, pin.name, pin.version)
+        path = _file_of(directory, pin.name, pin.version or None)
         if path is None or path.suffix != ".whl":
             continue
         for line in _wheel_requirements(path):
@@ -499,7 +579,7 @@ def _find_requirement(requirements: Sequence[str], missing: str | None) -> str |
 def _pip_failure(result: subprocess.CompletedProcess[str], target: Target, what: str | None) -> str:
     lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:")]
-    detail = (errors or lines or ["pip gave no reason"])[-1].removeprefix("ERROR: ")
+    detail = strip_userinfo((errors or lines or ["pip gave no reason"])[-1].removeprefix("ERROR: "))
     subject = f"{what}" if what else "the requirements"
     return f"cannot fetch {subject} for Python {target.python} on {target.platforms[0]}: {detail}"
 

@@ -5,8 +5,11 @@
 cyclonedx-py (cyclonedx-bom) reads what is installed in the venv: each distribution's
 name, version and declared licence. uv installed them from the wheelhouse, so each
 component whose name and version match a file there gets that file's SHA-256 (for a package
-compiled in the build stage, its source archive's). The result is checked against the
-CycloneDX schema with the library's own validator before it is written.
+compiled in the build stage, its source archive's). A package kitbuild built on the host
+from a git repository or an archive URL (the wheelhouse's kitbuild-sources.json) gets
+where it came from: a "vcs" reference to the repository and the commit, or a
+"distribution" reference to the URL. The result is checked against the CycloneDX schema
+with the library's own validator before it is written.
 """
 
 import hashlib
@@ -49,6 +52,32 @@ def wheelhouse_hashes(wheelhouse: Path) -> dict[tuple[str, str], str]:
     return hashes
 
 
+#: Where the host recorded the wheelhouse's direct references (builder/image/direct.py).
+SOURCES_FILE = "kitbuild-sources.json"
+
+
+def add_sources(components: list, wheelhouse: Path) -> None:
+    """Give each component built from git or a URL its origin (no credentials are recorded)."""
+    path = wheelhouse / SOURCES_FILE
+    records = json.loads(path.read_text()) if path.is_file() else []
+    by_key = {_key(r["name"], r["version"]): r for r in records}
+    for component in components:
+        record = by_key.get(_key(component["name"], component.get("version", "")))
+        if record is None:
+            continue
+        references = component.setdefault("externalReferences", [])
+        properties = component.setdefault("properties", [])
+        if record.get("vcs") == "git":
+            comment = f"commit {record['commit']}"
+            references.append({"type": "vcs", "url": record["repository"], "comment": comment})
+            properties.append({"name": "kitbuild:vcs:commit", "value": record["commit"]})
+            if record.get("requested"):
+                properties.append({"name": "kitbuild:vcs:requested", "value": record["requested"]})
+        else:
+            references.append({"type": "distribution", "url": record["url"]})
+        properties.append({"name": "kitbuild:source:url", "value": record["url"]})
+
+
 def main(python: str, wheelhouse: str, output: str) -> None:
     """Write the validated SBOM of the environment ``python`` runs to ``output``."""
     tool = Path(sys.executable).parent / "cyclonedx-py"
@@ -65,6 +94,7 @@ def main(python: str, wheelhouse: str, output: str) -> None:
         digest = hashes.get(_key(component["name"], component.get("version", "")))
         if digest:
             component["hashes"] = [{"alg": "SHA-256", "content": digest}]
+    add_sources(bom.get("components", []), Path(wheelhouse))
     text = json.dumps(bom, indent=2, sort_keys=True) + "\n"
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if error is not None:

@@ -6,7 +6,8 @@ it selects for the image's Python. :mod:`builder.image.dependencies` finds the f
 holds the order of preference (its ``FORMATS``); the modules here only parse:
 
     format        the protocol, what a format reads a project into, LockFile and helpers
-    pins          Pin and Target, and the checks every lock makes of its pins
+    pins          Pin, PackageIndex and Target, and the checks every lock makes of its pins
+    sources       VCS and archive references and the indexes a project names
     uv            uv.lock
     poetry        poetry.lock, and Poetry's tables in pyproject.toml
     pipenv        Pipfile.lock
@@ -18,6 +19,6 @@ A lock is read for the TARGET (the image's Python), never re-resolved: every pac
 markers hold for it, at its locked version and with its locked hashes.
 """
 
-from builder.image.locks.pins import Pin, Target
+from builder.image.locks.pins import PackageIndex, Pin, Target
 
-__all__ = ["Pin", "Target"]
+__all__ = ["PackageIndex", "Pin", "Target"]

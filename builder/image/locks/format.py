@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
     from builder.errors import KitError
-    from builder.image.locks.pins import Pin, Target
+    from builder.image.locks.pins import PackageIndex, Pin, Target
 
 
 class ProjectFile(Protocol):
@@ -95,6 +95,9 @@ class Selection:
 
     pins: tuple[Pin, ...] = ()
     unresolved: tuple[str, ...] = ()
+    #: The indexes the project names for its unresolved requirements (a lock's pins carry
+    #: their own).
+    indexes: tuple[PackageIndex, ...] = ()
 
     @property
     def locked(self) -> bool:
@@ -124,6 +127,7 @@ class Declared:
     manifest_text: str = ""
     hashed: tuple[tuple[str, tuple[str, ...], str], ...] = ()  # requirements with --hash
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # unlocked optional groups
+    indexes: tuple[PackageIndex, ...] = ()  # the indexes an unlocked file names
 
     def requires_python(self) -> SpecifierSet | None:
         """The Python versions the project (or its lock) allows, when it says."""
@@ -213,7 +217,9 @@ def unresolved(declared: Declared, groups: Collection[str]) -> Selection:
             f"{declared.source} has no group or extra {missing[0]!r}; it has: {known}"
         )
     extra = [line for group in groups for line in table[group]]
-    return Selection(unresolved=tuple(dict.fromkeys([*declared.direct, *extra])))
+    return Selection(
+        unresolved=tuple(dict.fromkeys([*declared.direct, *extra])), indexes=declared.indexes
+    )
 
 
 def check_against_project(pins: Sequence[Pin], declared: Declared, target: Target) -> None:

@@ -23,16 +23,38 @@ if TYPE_CHECKING:
 
 
 @dataclasses.dataclass(frozen=True)
+class PackageIndex:
+    """An index (or a --find-links location) a project names for its packages.
+
+    ``url`` is kept as written: ``${VARIABLE}`` references in it are expanded only when it
+    is used, on the host (:mod:`builder.image.indexes`), so no credential is ever stored.
+    """
+
+    url: str
+    #: "index" replaces the configured index; "extra" is searched beside it; "links" is a
+    #: --find-links location.
+    kind: str = "extra"
+    #: The project's name for it (uv, Poetry, Pipfile): its credentials' variables use it.
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Pin:
     """One package at one exact version, with the hashes its files may have (maybe none)."""
 
     name: str  # canonical
-    version: str
+    version: str  # "" for a direct reference not built yet: its wheel says
     hashes: tuple[str, ...] = ()  # "sha256:<hex>", as pip's --hash takes them
+    #: A direct reference (PEP 508 ``name @ url``) instead of an index: a VCS URL
+    #: (``git+https://host/repo.git@<commit>``) or an archive's URL.
+    url: str | None = None
+    #: Where it is fetched from instead of the configured index, as the project says.
+    indexes: tuple[PackageIndex, ...] = ()
 
     def line(self) -> str:
         """The requirements-file line pip installs it from."""
-        return f"{self.name}=={self.version}" + "".join(f" --hash={h}" for h in self.hashes)
+        base = f"{self.name} @ {self.url}" if self.url else f"{self.name}=={self.version}"
+        return base + "".join(f" --hash={h}" for h in self.hashes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +114,8 @@ def check_manifest(
         if item.marker is not None and not marker_holds(item.marker, target, manifest):
             continue
         version = versions.get(item.name)
+        if version == "":
+            continue  # a direct reference: its version is what its wheel says
         if version is None:
             raise LockError(
                 f"{lock} does not match {manifest}: {item.name} is not in the lock; "

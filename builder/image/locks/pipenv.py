@@ -19,6 +19,7 @@ from builder.image.locks.pins import (
     marker_holds,
     sorted_pins,
 )
+from builder.image.locks.sources import check_direct, git_reference, only_index
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
@@ -89,20 +90,43 @@ def parse_lock(text: str, target: Target, categories: Sequence[str], lock: str) 
             )
     sections = ["default", *("develop" if c in ("dev", "dev-packages") else c for c in categories)]
     check_groups(sections, [k for k in data if not k.startswith("_")], lock)
+    sources = data.get("_meta", {}).get("sources", [])
     chosen: dict[str, Pin] = {}
     for section in sections:
         for raw_name, entry in data[section].items():
             name = canonicalize_name(raw_name)
             if not marker_holds(entry.get("markers"), target, lock) or name in chosen:
                 continue
-            version = str(entry.get("version", ""))
-            if not version.startswith("=="):
-                raise LockError(
-                    f"{lock}: {name} is not pinned to a version (a path, VCS or editable "
-                    "entry?); kitbuild installs packages by name and version only"
-                )
-            chosen[name] = Pin(name, version[2:], tuple(entry.get("hashes", ())))
+            chosen[name] = _pin(name, entry, sources, lock)
     return sorted_pins(chosen.values())
+
+
+def _pin(name: str, entry: Mapping[str, Any], sources: Sequence[Any], lock: str) -> Pin:
+    """A locked entry: a version (from its index), a git repository at a ref, or a file URL.
+
+    Pipenv's first source is its default: its packages come from the index you configured;
+    a package locked from another source is fetched from that one.
+    """
+    version = str(entry.get("version", ""))
+    hashes = tuple(entry.get("hashes", ()))
+    if "git" in entry and not entry.get("editable"):
+        url = git_reference(str(entry["git"]), entry.get("ref"), entry.get("subdirectory"))
+        check_direct(url, f"{lock}: {name}")
+        return Pin(name, version.removeprefix("=="), url=url)
+    if "file" in entry and "://" in str(entry["file"]) and not entry.get("editable"):
+        url = str(entry["file"])
+        check_direct(url, f"{lock}: {name}")
+        return Pin(name, version.removeprefix("=="), hashes, url=url)
+    if not version.startswith("=="):
+        raise LockError(
+            f"{lock}: {name} is not pinned to a version (a path or editable entry?); "
+            "kitbuild installs packages by name and version only"
+        )
+    named = [s for s in sources if isinstance(s, dict) and s.get("name") == entry.get("index")]
+    if named and named[0] is not sources[0] and named[0].get("url"):
+        index = only_index(str(named[0]["url"]), str(named[0]["name"]))
+        return Pin(name, version[2:], hashes, indexes=index)
+    return Pin(name, version[2:], hashes)
 
 
 def _same_python(wanted: str, target: Target, *, full: bool) -> bool:

@@ -28,6 +28,7 @@ from builder.image.locks.pins import (
     marker_holds,
     sorted_pins,
 )
+from builder.image.locks.sources import check_direct, filename_of, git_reference, only_index
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -99,6 +100,7 @@ class Dependency:
     extras: tuple[str, ...]
     optional: bool
     local: str | None  # path/git/url: not installable by name
+    url: str | None = None  # git or url: the PEP 508 direct reference
 
 
 def table_dependencies(table: Mapping[str, Any], source: str) -> list[Dependency]:
@@ -111,6 +113,7 @@ def table_dependencies(table: Mapping[str, Any], source: str) -> list[Dependency
         for entry in value if isinstance(value, list) else [value]:
             spec: Mapping[str, Any] = {"version": entry} if isinstance(entry, str) else entry
             local = next((f"{k} {spec[k]}" for k in ("path", "git", "url") if k in spec), None)
+            url = _direct_url(spec)
             try:
                 specifier = pep440_specifier(str(spec.get("version", "*")))
             except LockError as error:
@@ -124,9 +127,18 @@ def table_dependencies(table: Mapping[str, Any], source: str) -> list[Dependency
                     extras=tuple(spec.get("extras", ())),
                     optional=bool(spec.get("optional", False)),
                     local=local,
+                    url=url,
                 )
             )
     return items
+
+
+def _direct_url(spec: Mapping[str, Any]) -> str | None:
+    """A git or url dependency of Poetry's tables as a PEP 508 URL (None for others)."""
+    if "git" in spec:
+        ref = spec.get("rev") or spec.get("tag") or spec.get("branch")
+        return git_reference(str(spec["git"]), ref, spec.get("subdirectory"))
+    return str(spec["url"]) if "url" in spec else None
 
 
 def _applies(dependency: Dependency, target: Target, source: str, extras: Collection[str]) -> bool:
@@ -161,7 +173,7 @@ def parse_lock(
         dependency, parent, parent_extras = pending.pop()
         if not _applies(dependency, target, lock, parent_extras):
             continue
-        if dependency.local:
+        if dependency.local and dependency.url is None:
             raise LockError(
                 f"{lock}: {dependency.name} comes from {dependency.local}, not a package index; "
                 "kitbuild installs packages by name and version only"
@@ -185,9 +197,10 @@ def parse_lock(
             )
         package = (fitting or candidates)[0]
         name, version = dependency.name, str(package["version"])
-        if package.get("source", {}).get("type") in ("directory", "file", "git", "url"):
+        origin = package.get("source", {})
+        if origin.get("type") in ("directory", "file"):
             raise LockError(
-                f"{lock}: {name} comes from a {package['source']['type']} source, not a "
+                f"{lock}: {name} comes from a {origin['type']} source, not a "
                 "package index; kitbuild installs packages by name and version only"
             )
         key = (name, ",".join(sorted(dependency.extras)))
@@ -195,7 +208,7 @@ def parse_lock(
             continue
         seen.add(key)
         if name not in chosen:
-            files = package.get("files", [])
+            files = [{**f, "file": filename_of(f["file"])} for f in package.get("files", [])]
             check_python(_python(package.get("python-versions")), target, lock, f"{name} {version}")
             check_installable(
                 name,
@@ -205,7 +218,8 @@ def parse_lock(
                 target=target,
                 lock=lock,
             )
-            chosen[name] = Pin(name, version, tuple(f["hash"] for f in files if "hash" in f))
+            hashes = tuple(f["hash"] for f in files if "hash" in f)
+            chosen[name] = _pin(name, version, hashes, origin, lock)
         declared = table_dependencies(package.get("dependencies", {}), lock)
         wanted_optional = _extra_names(package, dependency.extras)
         extras = frozenset(dependency.extras)
@@ -213,6 +227,23 @@ def parse_lock(
             if not item.optional or item.name in wanted_optional:
                 pending.append((item, name, extras))
     return sorted_pins(chosen.values())
+
+
+def _pin(
+    name: str, version: str, hashes: tuple[str, ...], origin: Mapping[str, Any], lock: str
+) -> Pin:
+    """A locked package: from an index (its own, when the lock names one), git or a URL."""
+    kind, url = origin.get("type"), str(origin.get("url", ""))
+    if kind == "git":
+        commit = origin.get("resolved_reference") or origin.get("reference")
+        direct = git_reference(url, commit, origin.get("subdirectory"))
+        check_direct(direct, f"{lock}: {name}")
+        return Pin(name, version, url=direct)
+    if kind == "url":
+        return Pin(name, version, hashes, url=url)
+    if kind == "legacy" and url:
+        return Pin(name, version, hashes, indexes=only_index(url, str(origin.get("reference", ""))))
+    return Pin(name, version, hashes)
 
 
 def _python(constraint: str | None) -> str | None:
@@ -267,6 +298,7 @@ def _as_dependency(line: str, source: str) -> Dependency:
         extras=tuple(sorted(requirement.extras)),
         optional=False,
         local=requirement.url,
+        url=requirement.url,
     )
 
 
@@ -285,16 +317,16 @@ def requirement_lines(
     """A Poetry project without a lock: its dependencies as PEP 508 lines, to resolve."""
     lines = []
     for dependency in roots(pyproject, groups, source):
-        if dependency.local:
+        if dependency.local and dependency.url is None:
             raise ProjectError(
                 f"{source}: {dependency.name} comes from {dependency.local}, not a package "
                 "index; kitbuild installs packages by name and version only"
             )
         extras = f"[{','.join(dependency.extras)}]" if dependency.extras else ""
         marker = marker_of(dependency)
-        lines.append(
-            f"{dependency.name}{extras}{dependency.specifier}" + (f"; {marker}" if marker else "")
-        )
+        wanted = f" @ {dependency.url} " if dependency.url else str(dependency.specifier)
+        line = f"{dependency.name}{extras}{wanted}" + (f"; {marker}" if marker else "")
+        lines.append(line.strip())
     return lines
 
 

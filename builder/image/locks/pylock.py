@@ -11,9 +11,12 @@ from packaging.utils import canonicalize_name
 from builder.errors import LockError
 from builder.image.locks.format import LockFile, Selection, check_against_project, parse_toml
 from builder.image.locks.pins import Pin, check_groups, check_python, sorted_pins
+from builder.image.locks.sources import check_direct, git_reference
 
 if TYPE_CHECKING:
     from collections.abc import Collection
+
+    from packaging.pylock import Package
 
     from builder.image.locks.format import Declared
     from builder.image.locks.pins import Target
@@ -68,10 +71,14 @@ def parse_lock(text: str, target: Target, groups: Collection[str], lock: str) ->
         raise LockError(f"{lock}: nothing to install for the image's Python: {error}") from None
     pins: dict[str, Pin] = {}
     for package, _ in selected:
+        direct = _direct(package, lock)
+        if direct is not None:
+            pins[direct.name] = direct
+            continue
         if package.version is None or (package.wheels is None and package.sdist is None):
             raise LockError(
-                f"{lock}: {package.name} is not a released package (a path, VCS or archive "
-                "entry); kitbuild installs packages by name and version only"
+                f"{lock}: {package.name} is not a released package (a local path); "
+                "kitbuild installs packages by name and version only"
             )
         digests = [dict(w.hashes) for w in package.wheels or ()]
         digests += [dict(package.sdist.hashes)] if package.sdist else []
@@ -79,3 +86,22 @@ def parse_lock(text: str, target: Target, groups: Collection[str], lock: str) ->
         name = canonicalize_name(package.name)
         pins[name] = Pin(name, str(package.version), hashes)
     return sorted_pins(pins.values())
+
+
+def _direct(package: Package, lock: str) -> Pin | None:
+    """A package locked from a git repository or an archive URL (None for an index's)."""
+    name = canonicalize_name(package.name)
+    version = str(package.version) if package.version is not None else ""
+    if package.vcs is not None and package.vcs.url:
+        if package.vcs.type != "git":
+            raise LockError(
+                f"{lock}: {name} comes from {package.vcs.type}; kitbuild builds VCS packages "
+                "from git repositories only"
+            )
+        url = git_reference(package.vcs.url, package.vcs.commit_id, package.vcs.subdirectory)
+        check_direct(url, f"{lock}: {name}")
+        return Pin(name, version, url=url)
+    if package.archive is not None and package.archive.url:
+        hashes = tuple(f"{algo}:{value}" for algo, value in package.archive.hashes.items())
+        return Pin(name, version, hashes, url=package.archive.url)
+    return None

@@ -2,7 +2,8 @@
 
 Poetry's tables come first when both are there (Poetry reads its own; see
 :mod:`builder.image.locks.poetry`). Optional dependencies and PEP 735 dependency groups are
-the groups ``--group`` may add.
+the groups ``--group`` may add. The indexes the file names (``[[tool.uv.index]]``,
+``[[tool.poetry.source]]``) are where the resolver and the fetch look.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from builder.errors import ProjectError
 from builder.image.locks import poetry
 from builder.image.locks.format import Declared, parse_toml, unresolved
 from builder.image.locks.requirements import parse_requirements
+from builder.image.locks.sources import poetry_sources, uv_indexes
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -51,6 +53,7 @@ class PyprojectToml:
                 source=source,
                 direct=tuple(poetry.requirement_lines(data, (), source)),
                 groups=tuple(poetry.group_lines(data, source).items()),
+                indexes=poetry_sources(data),
             )
         if dependencies is None:
             raise ProjectError(f"{source} declares no [project] or [tool.poetry] dependencies")
@@ -61,6 +64,7 @@ class PyprojectToml:
             source=source,
             direct=tuple(dependencies),
             groups=tuple(pyproject_groups(data, source).items()),
+            indexes=uv_indexes(data),
         )
 
     def requires_python(self, declared: Declared) -> str | None:

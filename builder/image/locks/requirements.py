@@ -2,7 +2,9 @@
 
 A file whose lines carry ``--hash`` is pip's hash-checking mode: every requirement is then
 pinned and hashed, and is installed as written, like a lock. Any other file is left to
-the resolver. ``-r`` includes are followed; index options are reported and ignored.
+the resolver. ``-r`` includes are followed. Index options (``--index-url``,
+``--extra-index-url``, ``--find-links``) are kept: the packages are fetched from there, as
+pip would. ``name @ url`` lines (a git repository or an archive) are built on the host.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from packaging.utils import canonicalize_name
 
 from builder.errors import LockError, ProjectError
 from builder.image.locks.format import Declared, Selection, unresolved
-from builder.image.locks.pins import Pin, sorted_pins
+from builder.image.locks.pins import PackageIndex, Pin, sorted_pins
+from builder.image.locks.sources import check_direct, is_vcs, strip_userinfo
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Iterator
@@ -46,11 +49,12 @@ class RequirementsFile:
         lines: list[RequirementLine] = []
         sources: list[str] = []
         _expand(found, set(), lines, sources)
+        named = (package_index(item, where) for item, where in zip(lines, sources, strict=True))
+        indexes = tuple(dict.fromkeys(index for index in named if index is not None))
         notes = tuple(
-            f"kitbuild: ignoring {item.index!r} in {where}; packages come from your configured "
-            "index"
-            for item, where in zip(lines, sources, strict=True)
-            if item.index
+            f"kitbuild: {found.source} names {_WORDS[index.kind]} "
+            f"{strip_userinfo(index.url)}; its packages are fetched from there"
+            for index in indexes
         )
         requirements = [(i, w) for i, w in zip(lines, sources, strict=True) if i.requirement]
         direct = tuple(str(item.requirement) for item, _ in requirements)
@@ -60,7 +64,14 @@ class RequirementsFile:
                 (str(item.requirement), item.hashes, f"{where}:{item.number}")
                 for item, where in requirements
             )
-        return Declared(format=self, source=found.source, direct=direct, notes=notes, hashed=hashed)
+        return Declared(
+            format=self,
+            source=found.source,
+            direct=direct,
+            notes=notes,
+            hashed=hashed,
+            indexes=indexes,
+        )
 
     def requires_python(self, declared: Declared) -> str | None:
         """None: a requirements file names no Python; the base image follows Django."""
@@ -74,7 +85,8 @@ class RequirementsFile:
             raise ProjectError(
                 f"{declared.source} has no groups; remove --group {next(iter(groups))!r}"
             )
-        return Selection(pins=tuple(parse_hashed_requirements(declared.hashed, target)))
+        pins = parse_hashed_requirements(declared.hashed, target)
+        return Selection(pins=tuple(dataclasses.replace(p, indexes=declared.indexes) for p in pins))
 
 
 FORMAT = RequirementsFile()
@@ -106,18 +118,36 @@ class RequirementLine:
     requirement: str | None = None
     include: str | None = None
     hashes: tuple[str, ...] = ()
-    index: str | None = None  # -i / --index-url / --extra-index-url, as written
+    index: str | None = None  # -i / --index-url / --extra-index-url / -f, as written
     number: int = 0
 
 
-_INDEX = re.compile(r"^(?:-i|--index-url|--extra-index-url)(?:\s*=?\s*|\s+)(\S+)")
+_INDEX = re.compile(
+    r"^(-i|--index-url|--extra-index-url|-f|--find-links)(?:\s*=\s*|\s+|(?<=^-[if]))(\S+)"
+)
+_KINDS = {"-i": "index", "--index-url": "index", "--extra-index-url": "extra"}
+_WORDS = {"index": "the index", "extra": "the extra index", "links": "the --find-links location"}
+
+
+def package_index(item: RequirementLine, where: str) -> PackageIndex | None:
+    """The index an index line names (None for another line)."""
+    match = _INDEX.match(item.index or "")
+    if match is None:
+        return None
+    option, url = match.groups()
+    if "://" not in url and not url.startswith("/"):
+        raise ProjectError(
+            f"{where}:{item.number}: {option} {url} is a relative path; kitbuild needs a URL "
+            "or an absolute path"
+        )
+    return PackageIndex(url, _KINDS.get(option, "links"))
 
 
 def parse_requirements(text: str, source: str) -> Iterator[RequirementLine]:
     """Yield the requirements (with hashes), -r includes and index options of a file.
 
-    Editable or path requirements cannot be fetched for an image: they raise ProjectError.
-    Other pip options (--find-links, --only-binary ...) do not change what is installed.
+    Editable requirements cannot be fetched for an image: they raise ProjectError. Other
+    pip options (--only-binary ...) do not change what is installed.
     """
     for number, raw in enumerate(_logical_lines(text), start=1):
         line = re.sub(r"(^|\s)#.*$", "", raw).strip()
@@ -149,10 +179,7 @@ def parse_requirements(text: str, source: str) -> Iterator[RequirementLine]:
                 f"{str(error).splitlines()[0]}"
             ) from None
         if parsed.url:
-            raise ProjectError(
-                f"{source}:{number}: requirement {requirement!r} points at a URL or path; "
-                "kitbuild resolves packages by name and version only"
-            )
+            check_direct(parsed.url, f"{source}:{number}: {parsed.name}", ProjectError)
         yield RequirementLine(requirement=requirement, hashes=hashes, number=number)
 
 
@@ -186,13 +213,21 @@ def parse_hashed_requirements(
             {**target.environment, "extra": ""}
         ):
             continue
+        name = canonicalize_name(requirement.name)
+        if requirement.url:  # pip hashes an archive; a git commit is its own hash
+            if not hashes and not is_vcs(requirement.url):
+                raise LockError(
+                    f"{where}: {requirement.name} needs --hash, since other requirements in "
+                    "the file have hashes (pip's hash-checking mode)"
+                )
+            pins[name] = Pin(name, "", tuple(hashes), url=requirement.url)
+            continue
         pinned = [s for s in requirement.specifier if s.operator in ("==", "===")]
         if not hashes or len(pinned) != 1 or "*" in pinned[0].version:
             raise LockError(
                 f"{where}: {requirement.name} needs an exact ==version and --hash, "
                 "since other requirements in the file have hashes (pip's hash-checking mode)"
             )
-        name = canonicalize_name(requirement.name)
         known = pins.get(name)
         merged = tuple(dict.fromkeys([*(known.hashes if known else ()), *hashes]))
         pins[name] = Pin(name, pinned[0].version, merged)

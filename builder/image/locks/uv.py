@@ -17,12 +17,21 @@ from builder.image.locks.format import (
     project_dependencies,
 )
 from builder.image.locks.pins import (
+    PackageIndex,
     Pin,
     check_groups,
     check_installable,
     check_python,
     marker_holds,
     sorted_pins,
+)
+from builder.image.locks.sources import (
+    check_direct,
+    filename_of,
+    only_index,
+    same_index,
+    uv_git,
+    uv_indexes,
 )
 
 if TYPE_CHECKING:
@@ -41,8 +50,12 @@ class UvLock(LockFile):
     manifest_required = True
 
     def select(self, declared: Declared, target: Target, groups: Collection[str]) -> Selection:
-        """The lock's pins for the target, once pyproject.toml's dependencies are all in it."""
-        pins = parse_lock(declared.text, target, groups, declared.source)
+        """The lock's pins for the target, once pyproject.toml's dependencies are all in it.
+
+        A package from an index ``[[tool.uv.index]]`` declares is fetched from that index.
+        """
+        manifest = parse_toml(declared.manifest_text, declared.manifest or "pyproject.toml")
+        pins = parse_lock(declared.text, target, groups, declared.source, uv_indexes(manifest))
         if declared.manifest is not None:
             lines = project_dependencies(declared)
             recorded = {
@@ -63,8 +76,17 @@ class UvLock(LockFile):
 FORMAT = UvLock()
 
 
-def parse_lock(text: str, target: Target, groups: Collection[str], lock: str) -> list[Pin]:
-    """The packages uv.lock installs for the target: the root project's dependencies, walked."""
+def parse_lock(
+    text: str,
+    target: Target,
+    groups: Collection[str],
+    lock: str,
+    indexes: Sequence[PackageIndex] = (),
+) -> list[Pin]:
+    """The packages uv.lock installs for the target: the root project's dependencies, walked.
+
+    ``indexes`` are those the project declares: a package locked from one is fetched from it.
+    """
     data = parse_toml(text, lock, LockError)
     check_python(data.get("requires-python"), target, lock, "requires-python")
     packages: list[dict[str, Any]] = data.get("package", [])
@@ -91,7 +113,7 @@ def parse_lock(text: str, target: Target, groups: Collection[str], lock: str) ->
         name = canonicalize_name(dependency["name"])
         package = _package(by_name.get(name, []), dependency, target, lock)
         source = package.get("source", {})
-        if package is not root and _local_source(source) is not None:
+        if package is not root and _local_source(source) is not None and not _remote(source):
             raise LockError(
                 f"{lock}: {name} comes from {_local_source(source)}, not a package index; "
                 "kitbuild installs packages by name and version only"
@@ -112,7 +134,9 @@ def parse_lock(text: str, target: Target, groups: Collection[str], lock: str) ->
             hashes = [w["hash"] for w in wheels if "hash" in w]
             if sdist and "hash" in sdist:
                 hashes.append(sdist["hash"])
-            chosen[name] = Pin(name, package["version"], tuple(hashes))
+            chosen[name] = _pin(
+                name, package["version"], tuple(hashes), source, indexes=indexes, lock=lock
+            )
             pending += [(d, "") for d in package.get("dependencies", [])]
         for extra in dependency.get("extra", []):
             if (name, extra) not in extras_done:
@@ -165,5 +189,31 @@ def _local_source(source: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _remote(source: Mapping[str, Any]) -> bool:
+    """A git repository or an archive URL: fetched on the host, unlike a local path."""
+    return "git" in source or "url" in source
+
+
+def _pin(
+    name: str,
+    version: str,
+    hashes: tuple[str, ...],
+    source: Mapping[str, Any],
+    *,
+    indexes: Sequence[PackageIndex],
+    lock: str,
+) -> Pin:
+    """A locked package: by name from an index (a declared one's own), or by its git or URL."""
+    if "git" in source:
+        url = uv_git(str(source["git"]))
+        check_direct(url, f"{lock}: {name}")
+        return Pin(name, version, url=url)
+    if "url" in source:
+        return Pin(name, version, hashes, url=str(source["url"]))
+    registry = str(source.get("registry", ""))
+    named = next((i for i in indexes if registry and same_index(i.url, registry)), None)
+    return Pin(name, version, hashes, indexes=only_index(named.url, named.name) if named else ())
+
+
 def _filename(url: str) -> str:
-    return url.rsplit("/", 1)[-1].split("#", 1)[0]
+    return filename_of(url)
