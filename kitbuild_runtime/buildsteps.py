@@ -1,14 +1,22 @@
 """The build's steps after the code is in: collectstatic, compress, compilemessages, commands.
 
-Image only: the Dockerfile runs ``python -m kitbuild_runtime.buildsteps PLAN`` in the
-project's directory, in the same RUN as compileall, with no network. PLAN is one JSON
-object (see :func:`plan_argument`), so no value can break the Dockerfile's line:
+Image only: the Dockerfile's steps stage runs ``python -m kitbuild_runtime.buildsteps
+PLAN`` as root in the project's directory, in the same RUN as compileall, with no network.
+PLAN is one JSON object (see :func:`plan_argument`), so no value can break the line:
 
-    {"collectstatic": bool, "compilemessages": bool, "commands": [str], "env": {str: str}}
+    {"collectstatic": bool, "compilemessages": bool, "commands": [str], "env": {str: str},
+     "files": [[str, str]], "project_root": str, "outside": str}
 
 ``env`` is set for this process and the commands only, never as ENV in the image.
 Settings modules often read secrets from the environment at import time; none exist at
 build time, so this process alone gets throwaway values. Nothing here touches a database.
+``files`` are (source, destination) pairs: each source (a --build-file, copied into the
+steps stage) is put at its destination (relative to the project's directory, or
+absolute) before the steps and taken away after them, whatever they did, so only the
+steps' outputs reach the final image. The steps stage is not part of the final image.
+
+A STATIC_ROOT outside ``project_root`` (``/Project/static``, ``/var/www/static``) is
+mirrored, with its path, under ``outside``; the final stage copies that tree onto ``/``.
 
 Whether to run ``manage.py compress`` is decided here, from the settings as the build
 sees them: django-compressor installed and ``COMPRESS_OFFLINE`` on. It runs with
@@ -25,6 +33,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import traceback
@@ -36,8 +45,20 @@ from kitbuild_runtime.errors import StepFailed
 FAILED = "kitbuild: build step failed: "
 
 
+#: Where the steps stage mirrors what the steps wrote outside the project's directory.
+OUTSIDE = "/kitbuild-outside"
+#: Where the steps stage holds the --build-file sources (never in the final image).
+BUILD_FILES = "/kitbuild-build-files"
+#: The project's root in the image.
+PROJECT_ROOT = "/app"
+
+
 def plan_argument(
-    collectstatic: bool, compilemessages: bool, commands: list[str], env: dict[str, str]
+    collectstatic: bool,
+    compilemessages: bool,
+    commands: list[str],
+    env: dict[str, str],
+    files: list[tuple[str, str]] | None = None,
 ) -> str:
     """The PLAN argument, as the host renders it into the Dockerfile."""
     plan = {
@@ -45,6 +66,9 @@ def plan_argument(
         "compilemessages": compilemessages,
         "commands": list(commands),
         "env": dict(env),
+        "files": [list(pair) for pair in files or []],
+        "project_root": PROJECT_ROOT,
+        "outside": OUTSIDE,
     }
     return json.dumps(plan, sort_keys=True, separators=(",", ":"))
 
@@ -118,13 +142,90 @@ def _compress_if_offline() -> None:
         _call("compress", "--force")()
 
 
-def main(argv: list[str]) -> int:
-    """Run the plan's steps in order; stop at the first that fails, naming it."""
-    plan = json.loads(argv[0]) if argv else {}
-    plan.setdefault("collectstatic", False)
-    plan.setdefault("compilemessages", False)
-    plan.setdefault("commands", [])
-    os.environ.update(plan.get("env", {}))
+class PlacedFiles:
+    """The --build-file files put where the project reads them, and taken away after.
+
+    A destination the project already has (an example file, say) is put back as it was.
+    Directories made for a destination are removed again when empty.
+    """
+
+    def __init__(self, pairs: list[list[str]]) -> None:
+        """Remember the (source, destination) pairs; nothing is placed yet."""
+        self._pairs = [(source, os.path.abspath(dest)) for source, dest in pairs]
+        self._saved: dict[str, bytes] = {}
+        self._made: list[str] = []
+
+    def __enter__(self) -> PlacedFiles:
+        """Put every file at its destination, keeping what was there."""
+        for source, dest in self._pairs:
+            if os.path.isfile(dest):
+                with open(dest, "rb") as existing:
+                    self._saved[dest] = existing.read()
+            self._make_parents(os.path.dirname(dest))
+            shutil.copyfile(source, dest)
+        return self
+
+    def _make_parents(self, directory: str) -> None:
+        missing = []
+        while not os.path.isdir(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        for path in reversed(missing):
+            os.mkdir(path)
+            self._made.append(path)
+
+    def __exit__(self, *exc: object) -> None:
+        """Take every file away again (or put the project's own back)."""
+        for _, dest in self._pairs:
+            if dest in self._saved:
+                with open(dest, "wb") as restored:
+                    restored.write(self._saved[dest])
+            elif os.path.lexists(dest):
+                os.remove(dest)
+        for path in reversed(self._made):
+            if os.path.isdir(path) and not os.listdir(path):
+                os.rmdir(path)
+
+
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([path, root]) == root
+
+
+def mirror_outside(static_root: str | None, project_root: str, outside: str) -> str | None:
+    """Copy a STATIC_ROOT outside the project under ``outside``, keeping its path.
+
+    The mirror's directories above it take the owner and mode of the real ones, because
+    the final stage's COPY of the tree onto ``/`` gives existing directories the
+    mirror's (``/tmp`` must stay 1777). Returns the directory mirrored, if any.
+    """
+    os.makedirs(outside, exist_ok=True)
+    if not static_root:
+        return None
+    root = os.path.realpath(static_root)
+    if _inside(root, os.path.realpath(project_root)) or not os.path.isdir(root):
+        return None
+    parts = root.strip("/").split("/")
+    for depth in range(1, len(parts)):
+        real = "/" + "/".join(parts[:depth])
+        mirror = os.path.join(outside, *parts[:depth])
+        os.makedirs(mirror, exist_ok=True)
+        info = os.stat(real)
+        os.chmod(mirror, info.st_mode & 0o7777)
+        os.chown(mirror, info.st_uid, info.st_gid)
+    shutil.copytree(root, os.path.join(outside, *parts), symlinks=True, dirs_exist_ok=True)
+    return root
+
+
+def _static_root() -> str | None:
+    from django.conf import settings  # noqa: PLC0415 - image only, after setup
+
+    if not settings.configured:
+        return None
+    root = getattr(settings, "STATIC_ROOT", None)
+    return os.fspath(root) if root else None
+
+
+def _run_steps(plan: dict[str, Any]) -> int:
     compressor_installed = importlib.util.find_spec("compressor") is not None
     for name, action in steps(plan, compressor_installed):
         try:
@@ -139,6 +240,28 @@ def main(argv: list[str]) -> int:
             summary = f"{type(error).__name__}: {last}" if last else type(error).__name__
             print(f"{FAILED}{name}: {summary}", file=sys.stderr, flush=True)
             return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run the plan's steps in order; stop at the first that fails, naming it."""
+    plan = json.loads(argv[0]) if argv else {}
+    plan.setdefault("collectstatic", False)
+    plan.setdefault("compilemessages", False)
+    plan.setdefault("commands", [])
+    os.environ.update(plan.get("env", {}))
+    with PlacedFiles(plan.get("files", [])):
+        status = _run_steps(plan)
+    if status != 0:
+        return status
+    outside = plan.get("outside", OUTSIDE)
+    mirrored = mirror_outside(
+        _static_root() if plan["collectstatic"] else None,
+        plan.get("project_root", PROJECT_ROOT),
+        outside,
+    )
+    if mirrored is not None:
+        print(f"kitbuild: STATIC_ROOT {mirrored} is outside the project: kept there", flush=True)
     return 0
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import runpy
 import sys
 import time
 import urllib.error
@@ -29,7 +30,15 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from kitbuild_runtime import capacity, environment, events, overcommit, schema, staticroot
+from kitbuild_runtime import (
+    capacity,
+    environment,
+    events,
+    overcommit,
+    schema,
+    settings_guard,
+    staticroot,
+)
 from kitbuild_runtime.errors import ConfigError, SchemaTooOld, StartError
 
 #: The gunicorn configuration file, beside this module.
@@ -206,6 +215,15 @@ def check_static_root() -> None:
         say(events.line(events.WARNING, {"message": found}))
 
 
+def say_settings() -> None:
+    """Log which project settings module the image serves its overlay of."""
+    fields = {
+        "module": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+        "overlays": os.environ.get("KIT_PROJECT_SETTINGS", ""),
+    }
+    say(events.line(events.SETTINGS, fields))
+
+
 def serve() -> int:
     """Check, wait for the server and the schema, plan, check the budget, become gunicorn."""
     database = check_environment()
@@ -227,6 +245,7 @@ def serve() -> int:
         )
         say(events.line(events.WARNING, {"message": message}))
     check_static_root()
+    say_settings()
     os.environ["KIT_WORKERS"] = str(plan.workers)
     os.environ["KIT_THREADS"] = str(plan.threads)
     os.environ["KIT_BIND"] = f"0.0.0.0:{environment.port(os.environ)}"
@@ -249,11 +268,22 @@ def healthcheck() -> int:
 
 
 def manage(*args: str) -> int:
-    """Wait for the database, then exec manage.py with these arguments."""
+    """Wait for the database, then run manage.py with these arguments, in this process.
+
+    In this process, not exec'd: Django's settings are configured by then (the overlay),
+    so a manage.py that assigns DJANGO_SETTINGS_MODULE cannot swap them for its own.
+    """
     wait_for_database(check_environment())
-    argv = [sys.executable, "manage.py", *args]
-    os.execvp(argv[0], argv)
-    return 0  # not reached
+    overlay = os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    sys.argv = ["manage.py", *args]
+    try:
+        runpy.run_path("manage.py", run_name="__main__")
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        settings_guard.restore(overlay, "manage.py")
+    return 0
 
 
 def publish_static(argv: list[str]) -> int:

@@ -170,7 +170,37 @@ def django_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         items = listing(env, name)
         if items is not None:
             overrides[name] = items
+    header = proxy_ssl_header(env)
+    if header is not None:
+        overrides["SECURE_PROXY_SSL_HEADER"] = header
     return overrides
+
+
+def proxy_ssl_header(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """SECURE_PROXY_SSL_HEADER as ``HEADER,VALUE`` (e.g. HTTP_X_FORWARDED_PROTO,https).
+
+    Only for a proxy that always sets (or strips) that header: a client reaching gunicorn
+    directly could send it and make plain http count as https.
+    """
+    text = value(env, "SECURE_PROXY_SSL_HEADER")
+    if text is None:
+        return None
+    header, sep, wanted = (part.strip() for part in text.partition(","))
+    if not sep or not header or not wanted or "," in wanted:
+        raise ConfigError(
+            f"SECURE_PROXY_SSL_HEADER={text!r} must be HEADER,VALUE, "
+            "e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    if not header.startswith("HTTP_"):
+        raise ConfigError(
+            f"SECURE_PROXY_SSL_HEADER={text!r}: Django names the header as in request.META, "
+            f"e.g. HTTP_X_FORWARDED_PROTO for X-Forwarded-Proto (write HTTP_{_meta(header)})"
+        )
+    return header, wanted
+
+
+def _meta(header: str) -> str:
+    return header.upper().replace("-", "_")
 
 
 # ---------------------------------------------------------------------------- gunicorn
@@ -265,6 +295,7 @@ KNOWN_NAMES = frozenset(
         "SECRET_KEY",
         "ALLOWED_HOSTS",
         "CSRF_TRUSTED_ORIGINS",
+        "SECURE_PROXY_SSL_HEADER",
         "DEBUG",
         "PORT",
         "GUNICORN_TIMEOUT",

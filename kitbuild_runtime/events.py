@@ -21,6 +21,8 @@ PLAN = "kitbuild.plan"
 WARNING = "kitbuild.warning"
 #: ``serve`` waited for the image's migrations (``waiting``), then found them applied.
 MIGRATIONS = "kitbuild.migrations"
+#: Which settings module the image overlays, and what the project's modules assigned.
+SETTINGS = "kitbuild.settings"
 #: The ``static`` command copied the collected files.
 STATIC = "kitbuild.static"
 

@@ -26,7 +26,7 @@ from django.core.signals import got_request_exception
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, connection
 
-from kitbuild_runtime import environment
+from kitbuild_runtime import environment, settings_guard
 
 HEALTH_PATH = environment.health_path(os.environ)
 LIVE_PATH = environment.live_path(os.environ)
@@ -52,11 +52,23 @@ Application = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 def _load_project_application() -> Application:
+    """Import the project's WSGI callable, with kitbuild's overlay already configured.
+
+    Settings are configured first, from DJANGO_SETTINGS_MODULE (the overlay), so a WSGI
+    module that assigns the variable (``os.environ["DJANGO_SETTINGS_MODULE"] = ...``
+    instead of ``setdefault``) cannot swap the overlay for the bare project settings:
+    Django reads the variable once. What it assigned is put back, and said once.
+    """
+    overlay = os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    settings_guard.configure()
     dotted = os.environ.get("KIT_WSGI_APPLICATION", "")
     module_name, _, attribute = dotted.rpartition(".")
     if not module_name:
         return get_wsgi_application()  # type: ignore[no-any-return]
-    return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+    try:
+        return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+    finally:
+        settings_guard.restore(overlay, f"the WSGI module {module_name}")
 
 
 def report_request_exception(sender: object, request: Any = None, **kwargs: Any) -> None:

@@ -170,3 +170,42 @@ def test_suite_that_cannot_serve_is_refused(project: Path, suite: str, message: 
         choose_suite(inspect_project(project), suite)
 
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("secrets.toml", "--build-file 'secrets.toml': write it as SRC:DEST"),
+        ("secrets.toml:", "--build-file 'secrets.toml:': write it as SRC:DEST"),
+        ("a.toml:../outside.toml", "DEST must not contain '..'"),
+        ("/nonexistent/secrets.toml:config/s.toml", "/nonexistent/secrets.toml does not exist"),
+    ],
+)
+def test_bad_build_file_fails_in_one_line(tmp_path: Path, flag: str, message: str) -> None:
+    """A --build-file not SRC:DEST, or whose source is missing: one line, nothing written."""
+    out, err = io.StringIO(), io.StringIO()
+
+    code = cli.main(
+        ["build", str(EXAMPLE), "--build-file", flag, "--render-only", str(tmp_path / "c")],
+        env={},
+        stdout=out,
+        stderr=err,
+    )
+
+    assert code == 1
+    assert message in err.getvalue()
+    assert err.getvalue().count("\n") == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_build_files_from_the_table_are_the_projects_and_flags_replace_them() -> None:
+    """[tool.kitbuild] build-files are SRC:DEST strings; a flag for the same DEST wins."""
+    table = parse_tool_table(
+        '[tool.kitbuild]\nbuild-files = ["ci/secrets.toml:config/secrets.toml"]\n', "p"
+    )
+    flags = KitConfig(build_files=(("/home/me/real.toml", "config/secrets.toml"),))
+
+    assert (("ci/secrets.toml", "config/secrets.toml"),) == table.build_files
+    assert (("/home/me/real.toml", "config/secrets.toml"),) == table.overridden_by(
+        flags
+    ).build_files

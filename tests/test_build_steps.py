@@ -203,7 +203,7 @@ def test_build_steps_stay_in_the_one_run_after_the_code(tmp_path: Path) -> None:
     So a code-only change re-runs no more steps than it did before the build steps.
     """
     dockerfile, _, _ = render(tmp_path, PROJECTS / "compress-app")
-    after_code = dockerfile[dockerfile.index("COPY --chown=10001:10001 app/ /app/") :]
+    after_code = dockerfile[dockerfile.index("COPY app/ /app/") :]
 
     assert 1 == after_code.count("\nRUN ")
     assert "kitbuild_runtime.buildsteps" in after_code
@@ -235,6 +235,8 @@ def test_has_translations_skips_virtualenvs(tmp_path: Path) -> None:
         ("config.settings.development", ["development", "base"], None),
         ("config.settings.production", ["development", "production"], None),
         ("mysite.settings", ["settings", "settings_prod"], None),
+        ("shop.settings.dev", ["base", "dev", "product"], "shop.settings.product"),
+        ("shop.settings.local", ["local", "deploy", "test"], "shop.settings.deploy"),
     ],
 )
 def test_production_sibling(default: str, siblings: list[str], expected: str | None) -> None:
@@ -254,6 +256,76 @@ def test_build_names_the_production_settings_and_the_flag(tmp_path: Path) -> Non
     assert "shop.settings.dev" in notes[0]
     assert "--settings shop.settings.production" in notes[0]
     assert not [line for line in said_with_flag if "--settings" in line]
+
+
+@pytest.mark.parametrize(
+    ("default", "siblings", "in_package", "expected"),
+    [
+        # Outside a settings package only "settings" names, or a production word alone.
+        (
+            "blog.settings",
+            ["settings", "prod_settings", "products", "urls", "production"],
+            False,
+            ["blog.prod_settings", "blog.production"],
+        ),
+        ("shop.settings.dev", ["dev", "product", "deploy", "base"], True, [
+            "shop.settings.deploy", "shop.settings.product",
+        ]),
+        ("shop.settings.production", ["production", "deploy"], True, []),
+        ("shop.settings.base", ["base", "dev_local"], True, []),
+    ],
+)  # fmt: skip
+def test_production_candidates(
+    default: str, siblings: list[str], in_package: bool, expected: list[str]
+) -> None:
+    """Production-looking modules beside a default that does not look like production."""
+    assert expected == hints.production_candidates(
+        default, siblings, in_settings_package=in_package
+    )
+
+
+def test_build_lists_every_production_looking_module(tmp_path: Path) -> None:
+    """settings-names defaults to shop.settings.dev beside product.py and deploy.py: both named."""
+    _, _, said = render(tmp_path, PROJECTS / "settings-names")
+
+    (note,) = [line for line in said if "--settings" in line]
+    assert note == (
+        "kitbuild: note: manage.py defaults to shop.settings.dev, which looks like development "
+        "settings, and these look like production settings: shop.settings.deploy, "
+        "shop.settings.product; to build with one, pass --settings MODULE "
+        "(or settings in [tool.kitbuild])"
+    )
+
+
+def test_build_names_prod_settings_beside_a_plain_settings_module(tmp_path: Path) -> None:
+    """blog.settings beside blog/prod_settings.py (and an app module products.py): named."""
+    _, _, said = render(tmp_path, PROJECTS / "prod-settings-module")
+
+    (note,) = [line for line in said if "--settings" in line]
+    assert "manage.py defaults to blog.settings and blog.prod_settings is beside it" in note
+    assert "--settings blog.prod_settings" in note
+    assert "products" not in note
+
+
+def test_build_names_the_settings_the_wsgi_module_assigns(tmp_path: Path) -> None:
+    """wsgi.py assigning another module than manage.py's default: the note names it first."""
+    project = tmp_path / "site"
+    shutil.copytree(PROJECTS / "settings-names", project)
+    (project / "shop" / "wsgi.py").write_text(
+        "import os\nfrom django.core.wsgi import get_wsgi_application\n"
+        'os.environ["DJANGO_SETTINGS_MODULE"] = "shop.settings.deploy"\n'
+        "application = get_wsgi_application()\n"
+    )
+
+    _, _, said = render(tmp_path / "out", project)
+
+    (note,) = [line for line in said if "--settings" in line]
+    assert note.startswith(
+        "kitbuild: note: manage.py defaults to shop.settings.dev, but shop.wsgi sets "
+        "shop.settings.deploy; also beside it: shop.settings.product; kitbuild builds and "
+        "serves shop.settings.dev; to build with shop.settings.deploy, pass --settings "
+        "shop.settings.deploy"
+    )
 
 
 PIP_23_PSYCOPG2 = """\

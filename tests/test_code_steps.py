@@ -18,8 +18,8 @@ from tests.fakes import FakeBases, RecordingPublisher, fake_fetch, fake_resolve
 
 ROOT = Path(__file__).parent.parent
 _NOW = datetime.datetime(2026, 12, 3, 17, 0, 0, tzinfo=datetime.UTC)
-#: The code's step: owned by the app's user, whose build steps write next to it.
-_CODE = "COPY --chown=10001:10001 app/ /app/"
+#: The code's step, in the steps stage (the final stage takes the steps' output).
+_CODE = "COPY app/ /app/"
 
 
 def _render(tmp_path: Path, project: Path, env: dict[str, str]) -> list[str]:
@@ -107,14 +107,16 @@ def test_git_runner_reads_a_real_commit_time(tmp_path: Path) -> None:
 
 
 def test_code_only_change_reruns_copy_and_run(tmp_path: Path) -> None:
-    """With a source-fixed creation time, only COPY app/ and the one RUN follow the code.
+    """With a source-fixed creation time, a code change re-runs four steps, no metadata.
 
-    USER comes before the code, so the build steps run as the app's user.
+    The steps stage's COPY and RUN, then the final stage's two COPYs (the project, and what
+    the steps wrote outside it); its USER is metadata. Everything before the code (the
+    base stage's workdir, healthcheck, entrypoint and labels) stays cached.
     """
     instructions = _render(tmp_path, ROOT / "examples" / "mysite", {"SOURCE_DATE_EPOCH": "1"})
 
-    assert ["COPY", "RUN"] == _after_code(instructions)
-    assert "USER 10001:10001" == instructions[instructions.index(_CODE) - 1]
+    assert ["COPY", "RUN", "FROM", "COPY", "COPY", "USER"] == _after_code(instructions)
+    assert "FROM base AS steps" == instructions[instructions.index(_CODE) - 1]
     before = "\n".join(instructions[: instructions.index(_CODE)])
     for metadata in ("WORKDIR /app/", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT"):
         assert metadata in before
@@ -128,6 +130,6 @@ def test_build_time_label_is_the_last_step(tmp_path: Path) -> None:
 
     instructions = _render(tmp_path, project, {})
 
-    assert ["COPY", "RUN", "LABEL"] == _after_code(instructions)
+    assert ["COPY", "RUN", "FROM", "COPY", "COPY", "USER", "LABEL"] == _after_code(instructions)
     assert instructions[-1].startswith("LABEL org.opencontainers.image.created=")
     assert 1 == sum("org.opencontainers.image.created" in line for line in instructions)

@@ -401,3 +401,36 @@ def test_the_runtime_readers_default_as_the_image_does() -> None:
         environment.database_port({}),
         environment.graceful_timeout({}),
     )
+
+
+@pytest.mark.parametrize(
+    ("changes", "swarm_header", "kubernetes_header"),
+    [
+        # production.env's own line, with the proxy: as written, on both engines.
+        ({}, "HTTP_X_FORWARDED_PROTO,https", "HTTP_X_FORWARDED_PROTO,https"),
+        # Unset in the file: behind kitbuild's proxy and an ingress kitbuild sets it ...
+        ({"SECURE_PROXY_SSL_HEADER": None}, contract.PROXY_SSL_HEADER, contract.PROXY_SSL_HEADER),
+        # ... but not where clients reach gunicorn directly (Swarm without the proxy).
+        (
+            {"SECURE_PROXY_SSL_HEADER": None, "PROXY_IMAGE": None, "PROXY_PORT": None},
+            None,
+            contract.PROXY_SSL_HEADER,
+        ),
+        # Empty in the file: the user turned it off everywhere.
+        ({"SECURE_PROXY_SSL_HEADER": ""}, None, None),
+    ],
+)
+def test_the_proxy_ssl_header_is_set_where_a_proxy_is_in_front(
+    tmp_path: Path,
+    secrets_dir: Path,
+    changes: dict[str, str | None],
+    swarm_header: str | None,
+    kubernetes_header: str | None,
+) -> None:
+    """Behind kitbuild's nginx or an ingress Django trusts X-Forwarded-Proto; never otherwise."""
+    deployment = deployment_with(tmp_path, secrets_dir, **changes)
+
+    from_swarm = swarm_app_environment(deployment).get("SECURE_PROXY_SSL_HEADER")
+    from_kubernetes = kubernetes_objects(deployment)["config"].get("SECURE_PROXY_SSL_HEADER")
+
+    assert (swarm_header, kubernetes_header) == (from_swarm, from_kubernetes)

@@ -112,6 +112,16 @@ BAD = [
         "TLS_CERT_PATH='/nonexistent/c' is not a readable file",
     ),
     ("wait_timeout", {"DATABASE_WAIT_TIMEOUT": "soon"}, "DATABASE_WAIT_TIMEOUT='soon'"),
+    (
+        "django_overrides",
+        {"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO"},
+        "SECURE_PROXY_SSL_HEADER='HTTP_X_FORWARDED_PROTO' must be HEADER,VALUE",
+    ),
+    (
+        "django_overrides",
+        {"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto,https"},
+        "write HTTP_X_FORWARDED_PROTO",
+    ),
 ]
 
 
@@ -125,3 +135,14 @@ def test_bad_variables_give_one_line_naming_them(
 
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_proxy_ssl_header_is_a_pair_and_empty_leaves_it_unset() -> None:
+    """HEADER,VALUE becomes Django's (header, value) tuple; an empty value sets nothing."""
+    given = environment.django_overrides(
+        {"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https"}
+    )
+    empty = environment.django_overrides({"SECURE_PROXY_SSL_HEADER": ""})
+
+    assert ("HTTP_X_FORWARDED_PROTO", "https") == given["SECURE_PROXY_SSL_HEADER"]
+    assert "SECURE_PROXY_SSL_HEADER" not in empty

@@ -13,7 +13,7 @@ from builder.engine import LazyGateway
 from builder.errors import KitError
 from builder.image import wheelhouse
 from builder.image.cache import ProbeCache, ResolveCache, WheelhouseCache, cache_root
-from builder.image.config import KitConfig, checked, parse_env_assignment
+from builder.image.config import KitConfig, checked, parse_build_file, parse_env_assignment
 from builder.image.context import SBOM_PATH
 from builder.image.pipeline import (
     BuildOptions,
@@ -98,6 +98,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a variable for collectstatic and the build commands only",
     )
     parser.add_argument(
+        "--build-file",
+        action="append",
+        default=[],
+        metavar="SRC:DEST",
+        help="put file SRC at DEST (relative to manage.py's directory, or absolute) for the "
+        "build steps only; neither it nor --build-env values reach the image's layers or history",
+    )
+    parser.add_argument(
         "--collectstatic",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -122,6 +130,10 @@ def flag_config(args: argparse.Namespace) -> KitConfig:
             build_packages=tuple(args.build_package),
             runtime_packages=tuple(args.runtime_package),
             build_env=tuple(parse_env_assignment(item) for item in args.build_env),
+            build_files=tuple(
+                (str(Path(source).absolute()), dest)
+                for source, dest in map(parse_build_file, args.build_file)
+            ),
             collectstatic=args.collectstatic,
             suite=args.suite,
         ),

@@ -35,6 +35,11 @@ SECRETS_MOUNT = "/run/secrets"
 #: schema are ready (its waits): Django's setup and gunicorn's start.
 STARTUP_SECONDS = 60
 
+#: The Django setting a proxy in front of the app needs, and its value for one that sets
+#: X-Forwarded-Proto (kitbuild's nginx, the common ingress controllers).
+PROXY_SSL_VARIABLE = "SECURE_PROXY_SSL_HEADER"
+PROXY_SSL_HEADER = "HTTP_X_FORWARDED_PROTO,https"
+
 #: Seconds left between the end of gunicorn's graceful timeout and SIGKILL, when the
 #: engine chooses the grace period itself.
 GRACE_MARGIN = 10
@@ -55,6 +60,20 @@ class Contract:
     startup_window: int  # seconds from start to the first answer: the waits + STARTUP_SECONDS
     graceful_timeout: int  # GUNICORN_GRACEFUL_TIMEOUT: a stopping worker's last requests
     plan: capacity.Plan  # what each web container computes: workers, threads, connections
+
+    def app_environment(self, *, behind_proxy: bool) -> dict[str, str]:
+        """The app's environment, trusting the proxy's X-Forwarded-Proto when one is in front.
+
+        Behind kitbuild's nginx (which always sets the header) or a Kubernetes ingress,
+        Django must know a request came in over https, or SECURE_SSL_REDIRECT redirects
+        forever: :data:`PROXY_SSL_HEADER` then, unless the env file sets the variable
+        itself (empty: not at all). Never where clients reach gunicorn directly: they could
+        send the header themselves.
+        """
+        found = dict(self.environment)
+        if behind_proxy and PROXY_SSL_VARIABLE not in self.deployment.variables:
+            found[PROXY_SSL_VARIABLE] = PROXY_SSL_HEADER
+        return found
 
     @property
     def secrets_mount(self) -> str:

@@ -200,7 +200,9 @@ def plan_kubernetes(contract: Contract) -> KubernetesDeployment:
         )
     pods = count_pods(deployment.replicas, deployment.surge, min_replicas)
     config = {
-        **contract.environment,
+        # The Service is cluster-internal: requests come through an ingress, which sets
+        # X-Forwarded-Proto.
+        **contract.app_environment(behind_proxy=True),
         # The pods plan for every pod at once: see count_pods.
         "KIT_REPLICAS": str(pods.max_replicas),
         "KIT_MAX_SURGE": str(pods.max_surge + pods.stopping),

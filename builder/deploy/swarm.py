@@ -151,7 +151,7 @@ def context(contract: Contract) -> dict[str, Any]:
         "secret_paths": contract.secret_paths,
         "app_secrets": contract.app_secrets,
         "app_image": deployment.app_image,
-        "app_environment": contract.environment,
+        "app_environment": contract.app_environment(behind_proxy=deployment.proxy is not None),
         "database": database if database.image is not None else None,
         "web_cpus": f"{deployment.web_cpus:g}",
         "web_memory": None if deployment.web_memory is None else str(deployment.web_memory),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from builder.errors import BuildConfigError
@@ -33,6 +33,9 @@ class KitConfig:
         runtime_packages: Debian packages the running image needs (shared libraries).
         build_env: variables set for collectstatic and the build commands only (settings
             that refuse to import without them); never baked into the runtime image.
+        build_files: (source on the host, destination) files put in place for the build
+            steps only (a settings file of secrets, say), and never in the final image;
+            a relative destination is relative to manage.py's directory.
         collectstatic: run collectstatic at build time; None lets kitbuild decide.
         suite: the Debian suite of kitbuild's base images (bookworm: Python 3.11, trixie:
             3.13); None takes the oldest that runs the project.
@@ -46,6 +49,7 @@ class KitConfig:
     build_packages: tuple[str, ...] = ()
     runtime_packages: tuple[str, ...] = ()
     build_env: tuple[tuple[str, str], ...] = ()
+    build_files: tuple[tuple[str, str], ...] = ()
     collectstatic: bool | None = None
     suite: str | None = None
 
@@ -59,6 +63,9 @@ class KitConfig:
             build_packages=_union(self.build_packages, flags.build_packages),
             runtime_packages=_union(self.runtime_packages, flags.runtime_packages),
             build_env=tuple({**dict(self.build_env), **dict(flags.build_env)}.items()),
+            build_files=tuple(
+                {**dict(_by_dest(self.build_files)), **dict(_by_dest(flags.build_files))}.values()
+            ),
             collectstatic=self.collectstatic
             if flags.collectstatic is None
             else flags.collectstatic,
@@ -68,6 +75,11 @@ class KitConfig:
 
 def _union(first: Iterable[str], second: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*first, *second]))
+
+
+def _by_dest(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, tuple[str, str]]]:
+    # A flag's file replaces the table's for the same destination.
+    return [(dest, (source, dest)) for source, dest in pairs]
 
 
 # --------------------------------------------------------------------------- parsing
@@ -85,6 +97,7 @@ KEYS = (
     "build-packages",
     "runtime-packages",
     "build-env",
+    "build-files",
     "collectstatic",
     "suite",
 )
@@ -123,6 +136,10 @@ def parse_tool_table(text: str, source: str) -> KitConfig:
             build_packages=_strings(table, "build-packages", where),
             runtime_packages=_strings(table, "runtime-packages", where),
             build_env=tuple(env.items()),
+            build_files=tuple(
+                parse_build_file(text, f"{where} build-files")
+                for text in _strings(table, "build-files", where)
+            ),
             collectstatic=collectstatic,
             suite=_string(table, "suite", where),
         ),
@@ -136,6 +153,18 @@ def parse_env_assignment(text: str) -> tuple[str, str]:
     if not sep or not _ENV_NAME.match(name):
         raise BuildConfigError(f"--build-env {text!r}: write it as NAME=VALUE, e.g. DEBUG=0")
     return name, value
+
+
+def parse_build_file(text: str, where: str = "--build-file") -> tuple[str, str]:
+    """``SRC:DEST`` (a --build-file flag) as a pair; the source is checked when building."""
+    source, sep, dest = text.partition(":")
+    if not sep or not source or not dest:
+        raise BuildConfigError(
+            f"{where} {text!r}: write it as SRC:DEST, e.g. secrets.toml:config/secrets.toml"
+        )
+    if ".." in PurePosixPath(dest).parts:
+        raise BuildConfigError(f"{where} {text!r}: DEST must not contain '..'")
+    return source, dest
 
 
 def checked(config: KitConfig, where: str) -> KitConfig:

@@ -11,6 +11,8 @@ The context holds everything ``docker build`` needs and nothing it must fetch:
                             wheel (the installer), cyclonedx-bom's wheels and sbom.py
     kitbuild/runtime/kitbuild_runtime/
                             the runtime package, copied as it is: the entrypoint and the plan
+    build-files/<n>/<name>  the --build-file sources, for the steps stage only (present
+                            when there are some)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import fnmatch
 import shlex
 import shutil
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import kitbuild_runtime
@@ -28,6 +30,7 @@ from builder import __version__
 from builder.image.config import KitConfig
 from builder.image.steps import BuildSteps
 from builder.templates import render_template
+from kitbuild_runtime.buildsteps import BUILD_FILES, OUTSIDE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -43,6 +46,9 @@ SBOM_PATH = "/opt/venv/sbom.cdx.json"
 RUNTIME_PATH = "/opt/venv/kitbuild"
 #: The build stage's tools (the installer, the SBOM tool and its script), beside the wheels.
 TOOLS_FOLDER = "kitbuild/tools"
+
+#: The context's folder of --build-file sources.
+BUILD_FILES_FOLDER = "build-files"
 
 _IMAGES = resources.files("builder.definitions")
 
@@ -127,6 +133,10 @@ def render_dockerfile(spec: ContextSpec) -> str:
         created_first=spec.created.from_source,
         sbom_path=SBOM_PATH,
         runtime_path=RUNTIME_PATH,
+        build_files=bool(steps.files),
+        build_files_folder=BUILD_FILES_FOLDER,
+        build_files_path=BUILD_FILES,
+        outside_path=OUTSIDE,
     )
 
 
@@ -143,6 +153,19 @@ def write_context(spec: ContextSpec, context: Path) -> None:
     tools = context / TOOLS_FOLDER
     tools.mkdir(parents=True, exist_ok=True)
     (tools / "sbom.py").write_bytes(_IMAGES.joinpath("app/sbom.py").read_bytes())
+    write_build_files(spec, context)
+
+
+def write_build_files(spec: ContextSpec, context: Path) -> None:
+    """Copy each --build-file source to where the steps stage's COPY takes it from."""
+    if spec.steps is None:
+        return
+    for (host_source, _), (stage_source, _) in zip(
+        spec.config.build_files, spec.steps.files, strict=True
+    ):
+        target = context / BUILD_FILES_FOLDER / PurePosixPath(stage_source).relative_to(BUILD_FILES)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(host_source, target)
 
 
 def copy_runtime(destination: Path) -> None:

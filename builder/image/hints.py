@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from builder.image.project import parse_settings_module
 from kitbuild_runtime.buildsteps import FAILED
 
 if TYPE_CHECKING:
@@ -17,60 +18,146 @@ if TYPE_CHECKING:
 
 #: Name parts that say a settings module is for a developer's machine.
 DEVELOPMENT = frozenset({"dev", "devel", "develop", "development", "local", "debug"})
-#: Name parts that say a settings module is the one to deploy.
-PRODUCTION = ("production", "prod", "live")
+#: Name parts that say a settings module is the one to deploy (any part starting "prod"
+#: counts too: prod, product, production, prod_settings).
+PRODUCTION = frozenset({"deploy", "deployment", "live", "docker", "server"})
+
+#: Production names that say "settings" alone, outside a settings package.
+_ALONE = frozenset({"prod", "production", "deploy", "deployment", "live"})
 
 
 def _parts(module_leaf: str) -> set[str]:
     return set(re.split(r"[_\-.]", module_leaf.lower()))
 
 
-def production_sibling(default_module: str, siblings: Iterable[str]) -> str | None:
-    """The production-looking module beside a development-looking default, if there is one.
+def looks_like_production(module_leaf: str) -> bool:
+    """``production``, ``prod_settings``, ``product``, ``deploy``, ``settings_live`` ..."""
+    return any(part.startswith("prod") or part in PRODUCTION for part in _parts(module_leaf))
+
+
+def looks_like_development(module_leaf: str) -> bool:
+    """``dev``, ``local``, ``settings_dev`` ..."""
+    return bool(_parts(module_leaf) & DEVELOPMENT)
+
+
+def production_candidates(
+    default_module: str, siblings: Iterable[str], *, in_settings_package: bool
+) -> list[str]:
+    """Production-looking modules beside a default that does not look like production.
 
     ``siblings`` are the module names (without .py) in the default's package directory.
-    ``config.settings.dev`` with ``production`` beside it gives ``config.settings.production``;
-    ``mysite.settings_local`` with ``settings_prod`` gives ``mysite.settings_prod``.
+    Outside a settings package (``mysite.settings`` beside ``urls`` and ``products``) only
+    names that also say "settings", or are a production word alone, count. The closest
+    spelling comes first (settings_prod beside settings_dev), then by length and name.
     """
     package, _, leaf = default_module.rpartition(".")
-    if not _parts(leaf) & DEVELOPMENT:
-        return None
-    candidates = sorted(
+    if looks_like_production(leaf):
+        return []
+    names = [
         name
         for name in siblings
-        if name != leaf and any(word in _parts(name) for word in PRODUCTION)
-    )
-    if not candidates:
-        return None
-    # The closest spelling first: settings_prod beside settings_dev, production in a package.
+        if name != leaf
+        and looks_like_production(name)
+        and not looks_like_development(name)
+        and (in_settings_package or "settings" in _parts(name) or name.lower() in _ALONE)
+    ]
     stem = _parts(leaf) - DEVELOPMENT
-    best = min(candidates, key=lambda name: (_parts(name) - set(PRODUCTION) != stem, len(name)))
-    return f"{package}.{best}" if package else best
+    names.sort(key=lambda name: (_parts(name) - {"prod", *PRODUCTION} != stem, len(name), name))
+    return [f"{package}.{name}" if package else name for name in names]
 
 
-def settings_hint(app_dir: Path, default_module: str) -> str | None:
-    """One line when manage.py defaults to development settings and production ones exist."""
-    directory = app_dir.joinpath(*default_module.split(".")[:-1])
-    for base in (app_dir, app_dir / "src"):
-        candidate = base.joinpath(*default_module.split(".")[:-1])
-        if candidate.is_dir():
-            directory = candidate
-            break
-    if not directory.is_dir():
+def production_sibling(default_module: str, siblings: Iterable[str]) -> str | None:
+    """The first production-looking module beside a development-looking default, if any."""
+    leaf = default_module.rpartition(".")[2]
+    if not looks_like_development(leaf):
         return None
-    siblings = [
+    found = production_candidates(default_module, siblings, in_settings_package=True)
+    return found[0] if found else None
+
+
+def _modules_in(directory: Path) -> list[str]:
+    if not directory.is_dir():
+        return []
+    return sorted(
         path.stem if path.suffix == ".py" else path.name
         for path in directory.iterdir()
         if (path.suffix == ".py" and path.is_file()) or (path / "__init__.py").is_file()
-    ]
-    found = production_sibling(default_module, siblings)
-    if found is None:
-        return None
-    return (
-        f"kitbuild: note: manage.py defaults to {default_module}, which looks like development "
-        f"settings, and {found} is beside it; to build with it, pass --settings {found} "
-        "(or settings in [tool.kitbuild])"
     )
+
+
+def _package_dir(app_dir: Path, dotted: str) -> Path | None:
+    for base in (app_dir, app_dir / "src"):
+        candidate = base.joinpath(*dotted.split(".")) if dotted else base
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def settings_hint(app_dir: Path, default_module: str, wsgi_module: str | None = None) -> str | None:
+    """One line when other settings look more like the production ones than the default.
+
+    The candidates: the module the WSGI module (``wsgi_module``, dotted) sets, when it
+    differs from manage.py's default; production-looking modules beside the default; and,
+    when the default is a settings package, production-looking modules inside it.
+    """
+    package, _, leaf = default_module.rpartition(".")
+    candidates: list[str] = []
+    from_wsgi = None
+    if wsgi_module:
+        path = _module_path(app_dir, wsgi_module)
+        text = path.read_text(encoding="utf-8", errors="replace") if path else ""
+        from_wsgi = parse_settings_module(text)
+        if from_wsgi == default_module:
+            from_wsgi = None
+    if from_wsgi:
+        candidates.append(from_wsgi)
+    directory = _package_dir(app_dir, package)
+    if directory is not None:
+        in_settings_package = "settings" in _parts(package.rpartition(".")[2])
+        candidates += production_candidates(
+            default_module, _modules_in(directory), in_settings_package=in_settings_package
+        )
+    inside = _package_dir(app_dir, default_module)
+    if inside is not None and (inside / "__init__.py").is_file():
+        children = production_candidates(
+            f"{default_module}.__init__", _modules_in(inside), in_settings_package=True
+        )
+        candidates += [name.replace(".__init__.", ".") for name in children]
+    candidates = list(dict.fromkeys(candidates))
+    if not candidates:
+        return None
+    flag = "(or settings in [tool.kitbuild])"
+    if from_wsgi:
+        others = f"; also beside it: {', '.join(candidates[1:])}" if candidates[1:] else ""
+        return (
+            f"kitbuild: note: manage.py defaults to {default_module}, but {wsgi_module} sets "
+            f"{from_wsgi}{others}; kitbuild builds and serves {default_module}; to build "
+            f"with {from_wsgi}, pass --settings {from_wsgi} {flag}"
+        )
+    kind = ", which looks like development settings," if looks_like_development(leaf) else ""
+    if len(candidates) == 1:
+        return (
+            f"kitbuild: note: manage.py defaults to {default_module}{kind} and "
+            f"{candidates[0]} is beside it; to build with it, pass --settings "
+            f"{candidates[0]} {flag}"
+        )
+    return (
+        f"kitbuild: note: manage.py defaults to {default_module}{kind} and these look like "
+        f"production settings: {', '.join(candidates)}; to build with one, pass "
+        f"--settings MODULE {flag}"
+    )
+
+
+def _module_path(app_dir: Path, dotted: str) -> Path | None:
+    parts = dotted.split(".")
+    for base in (app_dir, app_dir / "src"):
+        for candidate in (
+            base.joinpath(*parts).with_suffix(".py"),
+            base.joinpath(*parts, "__init__.py"),
+        ):
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 #: Source-only packages that compile against Debian headers: the packages to add to the

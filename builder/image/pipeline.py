@@ -27,7 +27,14 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from builder import __version__
-from builder.errors import BaseImageError, BuildFailed, KitError, ResolveError, TagError
+from builder.errors import (
+    BaseImageError,
+    BuildConfigError,
+    BuildFailed,
+    KitError,
+    ResolveError,
+    TagError,
+)
 from builder.image import bases, context, dependencies, hints, locks, steps, wheelhouse
 from builder.image.cache import ProbeCache
 from builder.image.config import KitConfig, read_config
@@ -160,7 +167,7 @@ def image_pins(
     if not selection.locked:
         unresolved = list(selection.unresolved)
         names = {canonicalize_name(Requirement(line).name) for line in unresolved}
-        return resolve([*unresolved, *kit_additions(names)], target)
+        return resolve([*unresolved, *kit_additions(names)], target, indexes=selection.indexes)
     pins = list(selection.pins)
     additions = kit_additions({pin.name for pin in pins})
     if additions:
@@ -236,6 +243,25 @@ def image_labels(
     }
 
 
+def checked_build_files(
+    root: Path, pairs: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """Each build file's source as an absolute path (the table's are the project's), checked.
+
+    A source that is missing or not a regular file stops the build here, naming it.
+    """
+    checked_pairs = []
+    for source, dest in pairs:
+        path = Path(source) if Path(source).is_absolute() else root / source
+        if not path.is_file():
+            state = "is not a file" if path.exists() else "does not exist"
+            raise BuildConfigError(
+                f"--build-file {source}:{dest}: {path} {state}; give an existing file as SRC"
+            )
+        checked_pairs.append((str(path), dest))
+    return tuple(checked_pairs)
+
+
 def build_project(
     options: BuildOptions,
     *,
@@ -250,6 +276,7 @@ def build_project(
     """Inspect the project, fetch its dependencies, render the context and deliver it."""
     root, app_dir = find_project_dirs(options.project_dir)
     config = read_config(root, app_dir).overridden_by(options.flags())
+    config = dataclasses.replace(config, build_files=checked_build_files(root, config.build_files))
     project = inspect_project(
         root,
         settings=config.settings,
@@ -257,7 +284,11 @@ def build_project(
     )
     tag = check_tag(options.tag) if options.tag else default_tag(project)
     if config.settings is None:
-        hint = hints.settings_hint(project.root / project.app_dir, project.settings_module)
+        hint = hints.settings_hint(
+            project.root / project.app_dir,
+            project.settings_module,
+            project.wsgi_application.rpartition(".")[0],
+        )
         if hint:
             say(hint)
     translations = steps.has_translations(project.root)

@@ -106,14 +106,16 @@ class Project:
 
 # --------------------------------------------------------------------------- parsing
 
-_SETDEFAULT = re.compile(
-    r"""os\.environ\.setdefault\(\s*['"]DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([\w.]+)['"]"""
+# os.environ.setdefault("DJANGO_SETTINGS_MODULE", "x") or os.environ["DJANGO_SETTINGS_MODULE"] = "x"
+_SETTINGS_MODULE = re.compile(
+    r"""os\.environ(?:\.setdefault\(\s*['"]DJANGO_SETTINGS_MODULE['"]\s*,\s*"""
+    r"""|\[\s*['"]DJANGO_SETTINGS_MODULE['"]\s*\]\s*=\s*)['"]([\w.]+)['"]"""
 )
 
 
-def parse_settings_module(manage_py: str) -> str | None:
-    """Find the DJANGO_SETTINGS_MODULE default that manage.py sets."""
-    match = _SETDEFAULT.search(manage_py)
+def parse_settings_module(source: str) -> str | None:
+    """The settings module a manage.py (or WSGI module) defaults to, or assigns."""
+    match = _SETTINGS_MODULE.search(source)
     return match.group(1) if match else None
 
 

@@ -6,20 +6,21 @@ decided inside the image, from the settings as the build sees them
 (:mod:`kitbuild_runtime.buildsteps`). :func:`system_packages` says which Debian packages
 go into each stage's base, on top of kitbuild's own.
 
-compilemessages needs GNU gettext's ``msgfmt`` where it runs: in the final stage, in the
-same RUN as collectstatic, because that is where the code is (compiling in the build stage
-would need the code there too, and a code-only change would re-run more steps). So a
-project with ``.po`` files gets ``gettext`` in its runtime base; projects without none.
+compilemessages needs GNU gettext's ``msgfmt`` where it runs: in the steps stage, which
+starts from the runtime base (so the steps see the libraries the app runs with), in the
+same RUN as collectstatic. So a project with ``.po`` files gets ``gettext`` in its runtime
+base; projects without none.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from builder.image.project import SKIPPED_DIRS
-from kitbuild_runtime.buildsteps import plan_argument
+from kitbuild_runtime.buildsteps import BUILD_FILES, plan_argument
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,11 +40,17 @@ class BuildSteps:
     compilemessages: bool
     commands: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    #: (source in the steps stage, destination) for each --build-file.
+    files: tuple[tuple[str, str], ...] = ()
 
     def argument(self) -> str:
         """The JSON plan :mod:`kitbuild_runtime.buildsteps` reads (no newline in it)."""
         return plan_argument(
-            self.collectstatic, self.compilemessages, list(self.commands), dict(self.env)
+            self.collectstatic,
+            self.compilemessages,
+            list(self.commands),
+            dict(self.env),
+            list(self.files),
         )
 
 
@@ -86,7 +93,16 @@ def plan_steps(project: Project, config: KitConfig, *, translations: bool) -> Bu
         compilemessages=translations,
         commands=config.build_commands,
         env=config.build_env,
+        files=tuple(
+            (build_file_source(index, source), dest)
+            for index, (source, dest) in enumerate(config.build_files)
+        ),
     )
+
+
+def build_file_source(index: int, source: str) -> str:
+    """Where the steps stage holds the ``index``-th --build-file (its name kept, for errors)."""
+    return f"{BUILD_FILES}/{index}/{PurePath(source).name}"
 
 
 def system_packages(config: KitConfig, *, translations: bool) -> SystemPackages:

@@ -42,6 +42,11 @@ CASES = [
     ({"KIT_CPUS": "lots"}, ["plan"], "KIT_CPUS='lots'"),
     ({**DB, "KIT_MIGRATION_WAIT_TIMEOUT": "soon"}, [], "KIT_MIGRATION_WAIT_TIMEOUT='soon'"),
     ({**DB, "KIT_OVERCOMMIT": "maybe"}, [], "KIT_OVERCOMMIT='maybe' is not an action"),
+    (
+        {**DB, "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO"},
+        [],
+        "SECURE_PROXY_SSL_HEADER='HTTP_X_FORWARDED_PROTO' must be HEADER,VALUE",
+    ),
 ]
 
 
