@@ -39,7 +39,9 @@ def restore(overlay: str, who: str) -> str | None:
         f"{os.environ.get('KIT_PROJECT_SETTINGS', '?')} (build with --settings {assigned} "
         "to overlay that module instead)"
     )
-    sys.stdout.write(events.line(events.SETTINGS, {"message": message, "assigned": assigned}))
-    sys.stdout.write("\n")
+    # One write per line: every gunicorn worker says this at once, on the same pipe.
+    sys.stdout.write(
+        events.line(events.SETTINGS, {"message": message, "assigned": assigned}) + "\n"
+    )
     sys.stdout.flush()
     return assigned

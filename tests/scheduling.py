@@ -43,6 +43,8 @@ BY_TEST = frozenset(
     {
         "tests/integration/test_image_build.py",
         "tests/integration/test_dependencies.py",
+        # Five builds; its module-scoped server is made again on each worker (about 10 s).
+        "tests/integration/test_unseen_patterns.py",
     }
 )
 

@@ -9,7 +9,9 @@
   with --build-file and --build-env, neither is in any layer or history line of the image.
 - a git requirement, served by the test on 127.0.0.1: in the image, its commit in the SBOM.
 
-One migrated kitbuild/mysql serves the module's apps (each on its own port).
+One kitbuild/mysql serves the module's apps (each migrates it, then serves on its own port);
+the tests are dealt one by one over the workers (tests/scheduling.py), so each worker that
+runs one of them starts its own server.
 """
 
 from __future__ import annotations
