@@ -8,7 +8,7 @@ import pytest
 
 from builder.errors import ProjectError
 from builder.image import project
-from builder.image.project import inspect_project
+from builder.image.project import find_project_dirs, inspect_project
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "mysite"
@@ -245,3 +245,31 @@ def test_parse_requirements_handles_options_comments_and_continuations() -> None
         project.RequirementLine(index="--find-links /somewhere", number=5),
         project.RequirementLine(include="other.txt", number=7),
     ] == items
+
+
+def test_a_root_manage_py_without_its_settings_defers_to_the_nested_one(tmp_path: Path) -> None:
+    """A root manage.py whose settings are not beside it defers to a nested one whose are.
+
+    The root one is a platform's wrapper (tabbycat's), the nested one the project's.
+    """
+    (tmp_path / "manage.py").write_text(_MANAGE.format(module="settings"))
+    app = tmp_path / "tabby"
+    (app / "settings").mkdir(parents=True)
+    (app / "settings" / "__init__.py").write_text("")
+    (app / "manage.py").write_text(_MANAGE.format(module="settings"))
+
+    assert (tmp_path, app) == find_project_dirs(tmp_path)
+
+
+def test_a_root_manage_py_with_its_settings_is_kept(tmp_path: Path) -> None:
+    """The root manage.py stays the project's when its settings are beside it."""
+    (tmp_path / "manage.py").write_text(_MANAGE.format(module="site_settings"))
+    (tmp_path / "site_settings.py").write_text("")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "manage.py").write_text(_MANAGE.format(module="x"))
+    (tmp_path / "other" / "x.py").write_text("")
+
+    assert (tmp_path, tmp_path) == find_project_dirs(tmp_path)
+
+
+_MANAGE = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "{module}")\n'

@@ -215,8 +215,14 @@ def find_project_dirs(path: Path) -> tuple[Path, Path]:
 
 
 def _find_manage_py(root: Path) -> Path:
-    if (root / "manage.py").is_file():
-        return root / "manage.py"
+    top = root / "manage.py"
+    if top.is_file():
+        if _settings_beside(top):
+            return top
+        # A root manage.py whose settings are not beside it (a wrapper for a platform),
+        # with the real one in a subdirectory: the one whose settings are there.
+        nested = [path for path in _walk_for("manage.py", root, depth=3) if _settings_beside(path)]
+        return nested[0] if len(nested) == 1 else top
     found = sorted(_walk_for("manage.py", root, depth=3))
     if len(found) == 1:
         return found[0]
@@ -228,6 +234,16 @@ def _find_manage_py(root: Path) -> Path:
     raise ProjectError(
         f"{root} holds several Django projects ({listed}); give the directory of one of them"
     )
+
+
+def _settings_beside(manage_py: Path) -> bool:
+    """manage.py's settings module is a file beside it (or under src/ beside it)."""
+    try:
+        module = parse_settings_module(manage_py.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return False
+    directory = manage_py.parent
+    return module is not None and _module_file([directory, directory / "src"], module) is not None
 
 
 def _walk_for(filename: str, directory: Path, depth: int) -> Iterable[Path]:
