@@ -34,6 +34,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import traceback
@@ -243,9 +244,32 @@ def _run_steps(plan: dict[str, Any]) -> int:
     return 0
 
 
+def resolve_own_hostname(hosts: str = "/etc/hosts") -> bool:
+    """Make the build container's own name resolve, for settings that look it up.
+
+    The steps run with no network, where ``gethostbyname(gethostname())`` (for
+    ALLOWED_HOSTS, say) fails. As root in the steps stage, name it 127.0.1.1 as Debian
+    does; /etc/hosts is the engine's, per container, and never part of a layer.
+    Returns whether a line was added.
+    """
+    name = socket.gethostname()
+    try:
+        socket.gethostbyname(name)
+        return False
+    except OSError:
+        pass
+    try:
+        with open(hosts, "a", encoding="utf-8") as handle:
+            handle.write(f"127.0.1.1\t{name}\n")
+    except OSError:
+        return False
+    return True
+
+
 def main(argv: list[str]) -> int:
     """Run the plan's steps in order; stop at the first that fails, naming it."""
     plan = json.loads(argv[0]) if argv else {}
+    resolve_own_hostname()
     plan.setdefault("collectstatic", False)
     plan.setdefault("compilemessages", False)
     plan.setdefault("commands", [])

@@ -226,6 +226,10 @@ def say_settings() -> None:
 
 def serve() -> int:
     """Check, wait for the server and the schema, plan, check the budget, become gunicorn."""
+    # Settings that read sys.argv on import (`sys.argv[1] == "test"`) see what gunicorn's
+    # workers will see, here too.
+    argv = ["gunicorn", "--config", GUNICORN_CONFIG]
+    sys.argv = list(argv)
     database = check_environment()
     # The session that answered stays open through the overcommit check, so replicas
     # that start together (a scale-out) see each other there.
@@ -250,7 +254,6 @@ def serve() -> int:
     os.environ["KIT_THREADS"] = str(plan.threads)
     os.environ["KIT_BIND"] = f"0.0.0.0:{environment.port(os.environ)}"
     say(events.PlanRecord(plan, facts.max_connections).to_line())
-    argv = ["gunicorn", "--config", GUNICORN_CONFIG]
     os.execvp(argv[0], argv)
     return 0  # not reached
 
@@ -273,9 +276,10 @@ def manage(*args: str) -> int:
     In this process, not exec'd: Django's settings are configured by then (the overlay),
     so a manage.py that assigns DJANGO_SETTINGS_MODULE cannot swap them for its own.
     """
+    # Settings may read sys.argv on import: they see manage.py's, as with manage.py itself.
+    sys.argv = ["manage.py", *args]
     wait_for_database(check_environment())
     overlay = os.environ.get("DJANGO_SETTINGS_MODULE", "")
-    sys.argv = ["manage.py", *args]
     try:
         runpy.run_path("manage.py", run_name="__main__")
     except SystemExit as exit_:

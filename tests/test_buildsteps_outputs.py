@@ -6,12 +6,13 @@ kitbuild_runtime.buildsteps runs in the image; these parts need no Django and no
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 
-from kitbuild_runtime.buildsteps import PlacedFiles, mirror_outside
+from kitbuild_runtime.buildsteps import PlacedFiles, mirror_outside, resolve_own_hostname
 
 
 def test_build_files_are_in_place_during_the_steps_and_gone_after(
@@ -85,3 +86,32 @@ def test_nothing_is_mirrored_for_a_static_root_inside_unset_or_missing(
 
     assert mirror_outside(root, str(project), str(outside)) is None
     assert [] == list(outside.iterdir())
+
+
+def test_own_hostname_is_made_to_resolve_when_it_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no network the build container's name may not resolve: it gets 127.0.1.1."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n")
+    monkeypatch.setattr(socket, "gethostname", lambda: "buildbox")
+
+    def unresolvable(name: str) -> str:
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "gethostbyname", unresolvable)
+
+    assert resolve_own_hostname(str(hosts))
+    assert hosts.read_text().endswith("127.0.1.1\tbuildbox\n")
+
+
+def test_a_resolving_hostname_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the name resolves, /etc/hosts is not touched."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("")
+    monkeypatch.setattr(socket, "gethostbyname", lambda name: "10.0.0.5")
+
+    assert not resolve_own_hostname(str(hosts))
+    assert "" == hosts.read_text()
