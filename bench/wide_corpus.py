@@ -49,7 +49,7 @@ from builder.errors import EngineError, VerifyError  # noqa: E402
 from builder.image.service_images import MYSQL_IMAGE  # noqa: E402
 from builder.verify.run import new_credentials  # noqa: E402
 from builder.verify.stack import DATABASE_ALIAS, VerifyStack  # noqa: E402
-from tests.corpus.corpus import Page, fill, matches, rsa_private_key  # noqa: E402
+from tests.corpus.corpus import Page, build_arguments, fill, matches, rsa_private_key  # noqa: E402
 
 DATA_FILE = Path(__file__).with_name("wide_corpus.toml")
 TAG_REPOSITORY = "kitbuild-wide"
@@ -94,10 +94,7 @@ class Project:
 
     def build_arguments(self, values: dict[str, str]) -> list[str]:
         """The flags, then one ``--build-env`` per variable, placeholders filled in."""
-        arguments = [fill(flag, values) for flag in self.flags]
-        for name, text in self.build_env.items():
-            arguments += ["--build-env", f"{name}={fill(text, values)}"]
-        return arguments
+        return build_arguments(self.flags, self.build_env, values)
 
     def shown_flags(self) -> str:
         """The flags as a table cell (the build environment by its names only)."""

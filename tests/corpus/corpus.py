@@ -49,14 +49,21 @@ class CorpusProject:
 
     def build_arguments(self, values: dict[str, str]) -> list[str]:
         """The `kitbuild build` arguments: the flags, then one --build-env per variable."""
-        arguments = [fill(flag, values) for flag in self.flags]
-        for name, text in self.build_env.items():
-            arguments += ["--build-env", f"{name}={fill(text, values)}"]
-        return arguments
+        return build_arguments(self.flags, self.build_env, values)
 
     def environment(self, values: dict[str, str]) -> dict[str, str]:
         """The container's environment from the data file, placeholders filled in."""
         return {name: fill(text, values) for name, text in self.env.items()}
+
+
+def build_arguments(
+    flags: tuple[str, ...], build_env: dict[str, str], values: dict[str, str]
+) -> list[str]:
+    """`kitbuild build` arguments: the flags, then one --build-env per variable, filled in."""
+    arguments = [fill(flag, values) for flag in flags]
+    for name, text in build_env.items():
+        arguments += ["--build-env", f"{name}={fill(text, values)}"]
+    return arguments
 
 
 def matches(page: Page, status: int, location: str) -> bool:
