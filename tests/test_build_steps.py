@@ -18,7 +18,7 @@ import pytest
 
 from builder import cli
 from builder.errors import BaseImageError, BuildFailed
-from builder.image import bases, hints, steps
+from builder.image import bases, hints, pipeline, steps
 from builder.image.config import KitConfig
 from builder.image.pipeline import BuildOptions, build_project, explained
 from kitbuild_runtime import buildsteps
@@ -461,3 +461,23 @@ def test_plan_argument_is_one_line_json() -> None:
 
     assert "\n" not in text
     assert ["echo 'a'\necho \"b\""] == json.loads(text)["commands"]
+
+
+@pytest.mark.parametrize(
+    ("gunicorn", "added"),
+    [
+        ("gunicorn==20.1.0", True),  # imports pkg_resources
+        ("gunicorn<21", True),
+        ("gunicorn>=20", False),  # may be a newer one: the resolver's choice
+        ("gunicorn==23.0.0", False),
+        ("gunicorn", False),
+        (None, False),  # kitbuild's own gunicorn
+    ],
+)
+def test_a_gunicorn_older_than_21_brings_setuptools(gunicorn: str | None, added: bool) -> None:
+    """Gunicorn before 21 imports pkg_resources: kitbuild adds a setuptools that has it."""
+    names = {"django", "mysqlclient", "setproctitle"} | ({"gunicorn"} if gunicorn else set())
+
+    lines = pipeline.kit_additions(names, gunicorn)
+
+    assert added == (pipeline.PKG_RESOURCES_REQUIREMENT in lines)

@@ -55,6 +55,9 @@ SBOM_TOOL_REQUIREMENT = "cyclonedx-bom>=7,<8"
 #: Installs the wheelhouse in the build stage: uv, the very version that resolves on the
 #: host, as its wheel for the image's platform (measured faster than pip: bench/results.md).
 INSTALLER_REQUIREMENT = f"uv=={metadata.version('uv')}"
+#: Added beside a project's gunicorn older than 21, which imports pkg_resources (gone from
+#: setuptools 81 on).
+PKG_RESOURCES_REQUIREMENT = "setuptools<81"
 #: Lets gunicorn name its processes gunicorn_<project> (the seed's proc_name) in ps and top.
 PROCESS_TITLE_REQUIREMENT = "setproctitle>=1.3,<2"
 
@@ -142,8 +145,13 @@ def check_tag(tag: str) -> str:
     return tag
 
 
-def kit_additions(names: Collection[str]) -> list[str]:
-    """Gunicorn, a MySQL driver and setproctitle, unless the project (``names``) has them."""
+def kit_additions(names: Collection[str], gunicorn: str | None = None) -> list[str]:
+    """Gunicorn, a MySQL driver and setproctitle, unless the project (``names``) has them.
+
+    ``gunicorn`` is the project's own gunicorn requirement or pin (``gunicorn==20.1.0``):
+    before 21 gunicorn imports pkg_resources, which the venv lacks unless setuptools is
+    there, so kitbuild adds a setuptools that still has it.
+    """
     lines = []
     if "gunicorn" not in names:
         lines.append(GUNICORN_REQUIREMENT)
@@ -151,7 +159,17 @@ def kit_additions(names: Collection[str]) -> list[str]:
         lines.append(MYSQL_DRIVER_REQUIREMENT)
     if "setproctitle" not in names:
         lines.append(PROCESS_TITLE_REQUIREMENT)
+    if gunicorn is not None and "setuptools" not in names and _before_21(gunicorn):
+        lines.append(PKG_RESOURCES_REQUIREMENT)
     return lines
+
+
+def _before_21(gunicorn: str) -> bool:
+    """The project's gunicorn requirement allows only versions before 21."""
+    specifier = Requirement(gunicorn).specifier
+    return bool(specifier) and not any(
+        specifier.contains(version, prereleases=True) for version in ("21.0", "22.0", "23.0")
+    )
 
 
 def image_pins(
@@ -167,9 +185,20 @@ def image_pins(
     if not selection.locked:
         unresolved = list(selection.unresolved)
         names = {canonicalize_name(Requirement(line).name) for line in unresolved}
-        return resolve([*unresolved, *kit_additions(names)], target, indexes=selection.indexes)
+        own = next(
+            (
+                line
+                for line in unresolved
+                if canonicalize_name(Requirement(line).name) == "gunicorn"
+            ),
+            None,
+        )
+        return resolve([*unresolved, *kit_additions(names, own)], target, indexes=selection.indexes)
     pins = list(selection.pins)
-    additions = kit_additions({pin.name for pin in pins})
+    locked = next((pin for pin in pins if pin.name == "gunicorn" and pin.version), None)
+    additions = kit_additions(
+        {pin.name for pin in pins}, f"gunicorn=={locked.version}" if locked else None
+    )
     if additions:
         known = {pin.name for pin in pins}
         extra = resolve(additions, target, constraints=pins)
