@@ -273,3 +273,13 @@ def test_a_root_manage_py_with_its_settings_is_kept(tmp_path: Path) -> None:
 
 
 _MANAGE = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "{module}")\n'
+
+
+def test_a_project_without_a_wsgi_module_is_served_by_djangos_handler(tmp_path: Path) -> None:
+    """No WSGI_APPLICATION and no wsgi.py (an ASGI-only project): "" (Django's own)."""
+    (tmp_path / "manage.py").write_text(_MANAGE.format(module="settings"))
+    (tmp_path / "settings").mkdir()
+    (tmp_path / "settings" / "__init__.py").write_text("DEBUG = False\n")
+    (tmp_path / "requirements.txt").write_text("Django>=5.2,<5.3\n")
+
+    assert "" == inspect_project(tmp_path).wsgi_application

@@ -62,7 +62,8 @@ class Project:
         app_dir: the directory holding manage.py, relative to ``root`` ("." when the same).
         name: the project's name (the root directory's name), used for the default tag.
         settings_module: dotted path of the settings module.
-        wsgi_application: dotted path of the WSGI callable.
+        wsgi_application: dotted path of the WSGI callable; "" when the project has none
+            (Django's own WSGI handler then serves it).
         static_root: whether the settings set STATIC_ROOT (so collectstatic runs at build).
         requirements: the project's requirement lines, -r includes expanded (for a lock,
             its ``name==version`` lines).
@@ -306,12 +307,10 @@ def _read_settings(app_dir: Path, settings_module: str) -> tuple[str, bool]:
         pending.extend(found.star_imports)
     if wsgi is None:
         package = settings_module.split(".", maxsplit=1)[0]
-        if _module_file(search_roots, f"{package}.wsgi") is None:
-            raise ProjectError(
-                f"no WSGI_APPLICATION in {settings_module} and no {package}/wsgi.py; "
-                "set WSGI_APPLICATION in the settings"
-            )
-        wsgi = f"{package}.wsgi.application"
+        # No WSGI module at all (an ASGI-only project): Django's own WSGI handler serves it,
+        # as runserver would ("" in KIT_WSGI_APPLICATION; kitbuild_runtime.wsgi).
+        has_module = _module_file(search_roots, f"{package}.wsgi") is not None
+        wsgi = f"{package}.wsgi.application" if has_module else ""
     return wsgi, static_root
 
 
