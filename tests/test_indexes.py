@@ -38,7 +38,11 @@ def completed(args: list[str], stdout: str = "") -> subprocess.CompletedProcess[
 
 
 def test_requirements_index_lines_are_kept_and_named_without_credentials(tmp_path: Path) -> None:
-    """-i, --extra-index-url and -f are the file's indexes; the note hides the password."""
+    """--extra-index-url and -f are used; -i is named, left to the user's configuration.
+
+    The user's pip and uv configuration chooses the primary index (a mirror, a proxy);
+    the notes hide the password.
+    """
     (tmp_path / "requirements.txt").write_text(
         "-i https://me:${PIP_INDEX_PASSWORD}@pypi.corp.invalid/simple\n"
         "--extra-index-url=https://extra.invalid/simple\n"
@@ -49,22 +53,22 @@ def test_requirements_index_lines_are_kept_and_named_without_credentials(tmp_pat
     selection = found.select(BOOKWORM.lock_target())
 
     assert (
-        PackageIndex("https://me:${PIP_INDEX_PASSWORD}@pypi.corp.invalid/simple", "index"),
         PackageIndex("https://extra.invalid/simple", "extra"),
         PackageIndex("/srv/wheels", "links"),
     ) == selection.indexes
-    assert "https://pypi.corp.invalid/simple" in found.notes[0]
-    assert "PIP_INDEX_PASSWORD" not in " ".join(found.notes)
+    notes = " ".join(found.notes)
+    assert "names the index https://pypi.corp.invalid/simple; packages come from" in notes
+    assert "PIP_INDEX_PASSWORD" not in notes
 
 
-def test_hashed_requirements_pins_carry_the_files_index(tmp_path: Path) -> None:
-    """A lock-like requirements file with --index-url: each pin is fetched from that index."""
+def test_hashed_requirements_pins_leave_the_primary_index_to_the_user(tmp_path: Path) -> None:
+    """A lock-like requirements file with --index-url: the pins carry no index of their own."""
     (tmp_path / "requirements.txt").write_text(
         f"--index-url https://corp.invalid/simple\ndjango==5.2.19 --hash={HASH}\n"
     )
     pins = read_declared(tmp_path, tmp_path).select(BOOKWORM.lock_target()).pins
 
-    assert (PackageIndex("https://corp.invalid/simple", "index"),) == pins[0].indexes
+    assert () == pins[0].indexes
 
 
 def test_uv_lock_package_from_a_declared_index_is_fetched_from_it() -> None:
@@ -280,17 +284,17 @@ def _index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Se
     yield from ((served, digest) for served in serve(root))
 
 
-def test_a_requirements_files_own_index_is_where_pip_downloads(
+def test_the_configured_index_wins_over_a_requirements_files_own(
     tmp_path: Path, index: tuple[Served, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--index-url in the file beats the configured index (here one nobody serves)."""
+    """--index-url in the file names one nobody serves; the configured index is used."""
     served, digest = index
-    monkeypatch.setenv("PIP_INDEX_URL", f"{DEAD}/simple")
+    monkeypatch.setenv("PIP_INDEX_URL", f"{served.url}/simple")
     monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
     project = tmp_path / "site"
     project.mkdir()
     (project / "requirements.txt").write_text(
-        f"--index-url {served.url}/simple\ntinypkg==0.3 --hash=sha256:{digest}\n"
+        f"--index-url {DEAD}/simple\ntinypkg==0.3 --hash=sha256:{digest}\n"
     )
     pins = read_declared(project, project).select(BOOKWORM.lock_target()).pins
 

@@ -2,9 +2,10 @@
 
 A file whose lines carry ``--hash`` is pip's hash-checking mode: every requirement is then
 pinned and hashed, and is installed as written, like a lock. Any other file is left to
-the resolver. ``-r`` includes are followed. Index options (``--index-url``,
-``--extra-index-url``, ``--find-links``) are kept: the packages are fetched from there, as
-pip would. ``name @ url`` lines (a git repository or an archive) are built on the host.
+the resolver. ``-r`` includes are followed. ``--extra-index-url`` and ``--find-links``
+are kept: the packages are fetched from there too, as pip would. ``--index-url`` (``-i``)
+is reported and left to the user's configuration, which chooses the primary index.
+``name @ url`` lines (a git repository or an archive) are built on the host.
 """
 
 from __future__ import annotations
@@ -50,11 +51,20 @@ class RequirementsFile:
         sources: list[str] = []
         _expand(found, set(), lines, sources)
         named = (package_index(item, where) for item, where in zip(lines, sources, strict=True))
-        indexes = tuple(dict.fromkeys(index for index in named if index is not None))
+        every = tuple(dict.fromkeys(index for index in named if index is not None))
+        # The primary index is the user's to choose (a mirror, an air-gapped proxy): a
+        # file's -i/--index-url is reported, not used; the indexes it adds are used.
+        indexes = tuple(index for index in every if index.kind != "index")
         notes = tuple(
             f"kitbuild: {found.source} names {_WORDS[index.kind]} "
             f"{strip_userinfo(index.url)}; its packages are fetched from there"
             for index in indexes
+        ) + tuple(
+            f"kitbuild: {found.source} names the index {strip_userinfo(index.url)}; packages "
+            "come from the index your pip and uv configuration names (PIP_INDEX_URL, "
+            "UV_INDEX_URL); set it there, or make it an --extra-index-url line"
+            for index in every
+            if index.kind == "index"
         )
         requirements = [(i, w) for i, w in zip(lines, sources, strict=True) if i.requirement]
         direct = tuple(str(item.requirement) for item, _ in requirements)
