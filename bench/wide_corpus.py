@@ -37,7 +37,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,14 @@ from builder.errors import EngineError, VerifyError  # noqa: E402
 from builder.image.service_images import MYSQL_IMAGE  # noqa: E402
 from builder.verify.run import new_credentials  # noqa: E402
 from builder.verify.stack import DATABASE_ALIAS, VerifyStack  # noqa: E402
-from tests.corpus.corpus import Page, build_arguments, fill, matches, rsa_private_key  # noqa: E402
+from tests.corpus.corpus import (  # noqa: E402
+    Page,
+    build_arguments,
+    fill,
+    matches,
+    read_tables,
+    rsa_private_key,
+)
 
 DATA_FILE = Path(__file__).with_name("wide_corpus.toml")
 TAG_REPOSITORY = "kitbuild-wide"
@@ -145,12 +151,8 @@ class Outcome:
 
 def load_projects(path: Path = DATA_FILE) -> list[Project]:
     """Read the data file; an unknown key is an error, not silently ignored."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
     projects = []
-    for name, table in data.items():
-        unknown = set(table) - _KEYS
-        if unknown:
-            raise ValueError(f"{path.name}: [{name}] has unknown keys {sorted(unknown)}")
+    for name, table in read_tables(path, _KEYS):
         projects.append(
             Project(
                 name=name,

@@ -85,14 +85,20 @@ def fill(text: str, values: dict[str, str]) -> str:
     return string.Template(text).substitute(values)
 
 
-def load_projects(path: Path = DATA_FILE) -> list[CorpusProject]:
-    """Read the data file; a key it does not know is an error, not silently ignored."""
+def read_tables(path: Path, keys: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """A data file's tables by name; a key not in ``keys`` is an error, not ignored."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    projects = []
     for name, table in data.items():
-        unknown = set(table) - _KEYS
+        unknown = set(table) - keys
         if unknown:
             raise ValueError(f"{path.name}: [{name}] has unknown keys {sorted(unknown)}")
+    return list(data.items())
+
+
+def load_projects(path: Path = DATA_FILE) -> list[CorpusProject]:
+    """Read the data file; a key it does not know is an error, not silently ignored."""
+    projects = []
+    for name, table in read_tables(path, _KEYS):
         projects.append(
             CorpusProject(
                 name=name,
